@@ -1,0 +1,1 @@
+"""Pure domain: models, events, errors. Imports neither Qt nor SQLAlchemy nor torch."""

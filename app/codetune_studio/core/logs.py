@@ -1,0 +1,106 @@
+"""The one logging setup the CLI, the window and the worker share."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["LOG_FORMAT", "configure_logging", "parse_level"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+_CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
+_MAX_LOG_BYTES = 5 * 1024 * 1024
+_LOG_BACKUPS = 3
+_LEVEL_COLOURS = {
+    logging.DEBUG: "\x1b[2m",
+    logging.INFO: "\x1b[36m",
+    logging.WARNING: "\x1b[33m",
+    logging.ERROR: "\x1b[31m",
+    logging.CRITICAL: "\x1b[1;31m",
+}
+_RESET = "\x1b[0m"
+# Marks the handlers this module installed, so a second call replaces them instead of doubling.
+_OWNED = "_codetune_handler"
+
+
+class _ColourFormatter(logging.Formatter):
+    """Colours the level name, for terminals only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        colour = _LEVEL_COLOURS.get(record.levelno, "")
+        return f"{colour}{text}{_RESET}" if colour else text
+
+
+def parse_level(level: str | int) -> int:
+    """Turn ``"debug"``, ``"WARNING"`` or ``10`` into a logging level.
+
+    Raises:
+        ValueError: The name is not a logging level; the message lists the valid ones.
+    """
+    if isinstance(level, int):
+        return level
+    try:
+        return logging.getLevelNamesMapping()[level.strip().upper()]
+    except KeyError:
+        raise ValueError(
+            f"unknown log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        ) from None
+
+
+def _wants_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def configure_logging(
+    level: str | int = "WARNING",
+    *,
+    log_file: Path | None = None,
+    console: TextIO | None = sys.stderr,
+    file_level: str | int = "DEBUG",
+) -> None:
+    """Install the console and rotating-file handlers on the root logger.
+
+    Args:
+        level: The console's level.
+        log_file: A size-capped rotating log file, or ``None`` for no file.
+        console: The console stream, or ``None`` for no console output.
+        file_level: The file's level; the file keeps more detail than the console by default.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _OWNED, False)]:
+        root.removeHandler(handler)
+        handler.close()
+    console_level = parse_level(level)
+    levels = [console_level]
+    if console is not None:
+        stream_handler = logging.StreamHandler(console)
+        formatter_cls = _ColourFormatter if _wants_colour(console) else logging.Formatter
+        stream_handler.setFormatter(formatter_cls(_CONSOLE_FORMAT))
+        stream_handler.setLevel(console_level)
+        _own(stream_handler)
+        root.addHandler(stream_handler)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=_MAX_LOG_BYTES, backupCount=_LOG_BACKUPS, encoding="utf-8"
+        )
+        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        file_handler.setLevel(min(parse_level(file_level), console_level))
+        _own(file_handler)
+        root.addHandler(file_handler)
+        levels.append(file_handler.level)
+    root.setLevel(min(levels))
+    # Third-party libraries are chatty at DEBUG; keep them to warnings unless asked.
+    for noisy in ("urllib3", "httpx", "httpcore", "filelock", "fsspec", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(console_level, logging.WARNING))
+
+
+def _own(handler: logging.Handler) -> None:
+    setattr(handler, _OWNED, True)
