@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test lint typecheck contracts pytest test-slow bench clean
+.PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean
 
 setup: $(STAMP)
 
@@ -51,7 +51,12 @@ contracts: setup
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck contracts pytest
+# The unit tests once more with Qt unimportable: the layers below ui/ must work on a server.
+test-headless: setup
+	CODETUNE_HEADLESS_TESTS=1 $(BIN)/pytest -q -p no:pytest-qt -o required_plugins=pytest-timeout \
+	  -o addopts="-ra --strict-markers" -W "ignore::pytest.PytestConfigWarning" tests/unit
+
+test: lint typecheck contracts test-headless pytest
 
 test-slow: setup
 	$(BIN)/pytest --run-slow $(PYTEST_ARGS)

@@ -11,7 +11,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+import importlib.abc
 import logging
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,21 @@ from pathlib import Path
 import pytest
 
 POSTGRES_URL_ENV = "CODETUNE_TEST_POSTGRES_URL"
+HEADLESS_ENV = "CODETUNE_HEADLESS_TESTS"
+
+
+class _QtBlocker(importlib.abc.MetaPathFinder):
+    """Makes Qt unimportable, as on a server without PySide6 (``make test-headless``)."""
+
+    blocked = ("PySide6", "pyqtgraph", "superqt", "shiboken6")
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname.split(".")[0] in self.blocked:
+            raise ModuleNotFoundError(f"{fullname} is blocked: unit tests must run without Qt")
+
+
+if os.environ.get(HEADLESS_ENV):
+    sys.meta_path.insert(0, _QtBlocker())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
