@@ -25,7 +25,10 @@ def run_cli(*argv: str) -> int:
 
 def test_module_entry_point_prints_the_version() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "codetune_studio", "--version"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "codetune_studio", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"codetune-studio {__version__}"
@@ -139,3 +142,44 @@ class _Stdin:
 
     def readline(self) -> str:
         return self._text
+
+
+def test_db_status_on_sqlite_shows_dialect_revision_and_counts(isolated_dirs: Path, capsys) -> None:
+    assert run_cli("db", "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["dialect"] == "sqlite"
+    assert status["revision"] == status["head_revision"]
+    assert status["row_counts"]["runs"] == 0
+    assert (isolated_dirs / "studio.db").is_file()
+
+
+@pytest.mark.postgres
+def test_db_status_on_postgresql_masks_the_password(postgres_url: str, capsys) -> None:
+    import sqlalchemy as sa
+
+    url = sa.make_url(postgres_url).set(password="hunter2").render_as_string(hide_password=False)
+    assert run_cli("--database", url, "db", "status") == 0
+    out = capsys.readouterr().out
+    assert "dialect   postgresql" in out
+    assert "hunter2" not in out
+    assert "***" in out
+
+
+def test_db_upgrade_reports_what_it_applied(capsys) -> None:
+    assert run_cli("db", "upgrade") == 0
+    assert "Schema upgraded from empty to" in capsys.readouterr().out
+    assert run_cli("db", "upgrade") == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_unreachable_postgres_is_one_line_naming_the_host_and_fallback_is_announced(capsys) -> None:
+    url = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/test"
+    assert run_cli("--database", url, "db", "status") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot reach PostgreSQL at 127.0.0.1:1/test")
+    assert err.count("\n") == 1
+    assert "hunter2" not in err
+    assert run_cli("--database", url, "--fallback-sqlite", "db", "status") == 0
+    captured = capsys.readouterr()
+    assert "note: PostgreSQL at 127.0.0.1:1/test is unreachable" in captured.err
+    assert "dialect   sqlite (fallback)" in captured.out

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import TYPE_CHECKING
 
 from codetune_studio import __version__
+from codetune_studio.cli import analyze as analyze_cmd
+from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
 from codetune_studio.cli import keys as keys_cmd
 from codetune_studio.cli import paths as paths_cmd
+from codetune_studio.cli import plugins as plugins_cmd
+from codetune_studio.cli import train as train_cmd
 from codetune_studio.cli.context import CliContext, GlobalOptions, echo_error
 from codetune_studio.core.errors import CodetuneError
 
@@ -28,7 +31,7 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (paths_cmd, db_cmd, keys_cmd)
+COMMANDS = (paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _default_action(context: CliContext) -> int:
-    """What a bare ``codetune-studio`` does until the window lands: show where things are."""
-    paths_cmd.print_summary(context)
-    sys.stdout.write("\n")
-    build_parser().print_help()
-    return 0
+    """What a bare ``codetune-studio`` does: open the studio window."""
+    # Imported here so that the headless subcommands never load Qt.
+    from codetune_studio.ui.app import run_studio
+
+    return run_studio(context)

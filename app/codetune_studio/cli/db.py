@@ -32,7 +32,7 @@ def _status(args: argparse.Namespace, context: CliContext) -> int:
     from codetune_studio.services.database import DatabaseService
 
     opened = context.open_database()
-    status = DatabaseService(opened.database).status()
+    status = DatabaseService(opened.database, is_fallback=opened.is_fallback).status()
     if args.json:
         echo(json.dumps(status.model_dump(mode="json"), indent=2))
         return 0

@@ -34,7 +34,7 @@ class DatabaseSettings(BaseModel):
         description="Use the local SQLite store (and say so) when the PostgreSQL server is unreachable.",
     )
     connect_timeout_s: float = Field(
-        10.0, gt=0, le=120, description="Give up connecting after this long."
+        8.0, gt=0, le=120, description="Give up connecting after this long."
     )
 
 

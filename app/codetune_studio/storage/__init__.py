@@ -1,0 +1,1 @@
+"""SQLAlchemy tables, Alembic migrations, engine setup and repositories."""
