@@ -1,0 +1,276 @@
+"""``codetune-studio analyze PATH``: run an analysis plugin over code, a folder or a dataset.
+
+PATH may be a Python file, a folder (every ``.py`` file below it), or a JSONL dataset, in which
+case each row's completion is analysed: its ``output``, ``completion`` or ``response`` field, or
+the last assistant message of ``messages``; when the text holds fenced code blocks, only the
+code inside them. The plugin runs in a child process with a deadline.
+
+Exit status: 0 when every input was analysed and no finding has severity ``error``; 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import tokenize
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from codetune_studio.cli.context import CliContext, echo, echo_error, echo_notice
+from codetune_studio.core.errors import ConfigError, DatasetError, PluginError, SecretError
+from codetune_studio.plugins.api import ToolInputs, ToolResult
+from codetune_studio.plugins.isolation import run_isolated
+from codetune_studio.plugins.registry import discover, find_plugin
+
+if TYPE_CHECKING:
+    import argparse
+
+    from pydantic import SecretStr
+
+    from codetune_studio.cli.types import Subparsers
+    from codetune_studio.plugins.spec import PluginSpec
+
+__all__ = ["collect_inputs", "finding_rows", "register"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PLUGIN = "code_analyzer"
+_DATASET_SUFFIXES = {".jsonl", ".ndjson"}
+_TEXT_FIELDS = ("output", "completion", "response")
+_SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages", "venv"}
+_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add the ``analyze`` command."""
+    parser = subparsers.add_parser(
+        "analyze",
+        help="analyse Python code, a folder or a JSONL dataset with a plugin",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    parser.add_argument(
+        "path", type=Path, metavar="PATH", help="a .py file, a folder, or a .jsonl dataset"
+    )
+    parser.add_argument(
+        "--plugin",
+        default=DEFAULT_PLUGIN,
+        metavar="NAME",
+        help=f"plugin to run (default {DEFAULT_PLUGIN}); see `plugins list`",
+    )
+    parser.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format (default table)"
+    )
+    parser.add_argument("--model", help="model name, for the API plugins")
+    parser.add_argument(
+        "--base-url", metavar="URL", help="API server, for example a local OpenAI-compatible one"
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a plugin setting (repeatable)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="deadline for the whole run (default 600)",
+    )
+    parser.set_defaults(handler=_analyze)
+
+
+def _analyze(args: argparse.Namespace, context: CliContext) -> int:
+    entries = discover(disabled=context.settings.plugins.disabled)
+    spec = find_plugin(entries, args.plugin).spec
+    if spec is None:  # find_plugin only returns loaded plugins; this keeps mypy honest
+        raise PluginError(f"plugin {args.plugin!r} has no metadata")
+    settings = _settings(args, context, spec)
+    if spec.needs_network and context.offline and not _is_local(settings.get("base_url")):
+        raise PluginError(
+            f"{spec.name} needs the network, and the studio is offline: point it at a local "
+            "server with --base-url http://127.0.0.1:PORT/v1, or go online"
+        )
+    inputs = collect_inputs(args.path)
+    if not inputs:
+        echo_notice(f"nothing to analyse in {args.path}")
+        return 0
+    results = run_isolated(
+        spec, inputs, secrets=_secrets(context, spec), settings=settings, timeout_s=args.timeout
+    )
+    rows = finding_rows(results)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _write_table(rows, results)
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        echo_error(f"{_label(result.path, result.row)}: {result.error}")
+    return 1 if failed or any(row["severity"] == "error" for row in rows) else 0
+
+
+def collect_inputs(path: Path) -> list[ToolInputs]:
+    """Turn PATH into inputs: one per ``.py`` file, or one per dataset row with code.
+
+    Raises:
+        ConfigError: PATH does not exist.
+        DatasetError: A dataset line is not a JSON object.
+    """
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist")
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*.py")
+            if not any(
+                part.startswith(".") or part in _SKIPPED_DIRS
+                for part in p.relative_to(path).parts[:-1]
+            )
+        )
+        return [ToolInputs(code=_read_source(p), path=str(p)) for p in files]
+    if path.suffix.lower() in _DATASET_SUFFIXES:
+        return _dataset_inputs(path)
+    return [ToolInputs(code=_read_source(path), path=str(path))]
+
+
+def finding_rows(results: list[ToolResult]) -> list[dict[str, Any]]:
+    """Flatten results into the JSON output: one object per finding, in input order."""
+    rows: list[dict[str, Any]] = []
+    for result in results:
+        for finding in result.findings:
+            rows.append(
+                {
+                    "path": finding.path or result.path,
+                    "row": result.row,
+                    "line": finding.line,
+                    "column": finding.column,
+                    "severity": finding.severity,
+                    "rule": finding.rule,
+                    "message": finding.message,
+                    "plugin": result.plugin,
+                }
+            )
+    return rows
+
+
+def _read_source(path: Path) -> str:
+    try:
+        # Honours a PEP 263 coding line and a byte-order mark, as Python itself does.
+        with tokenize.open(path) as handle:
+            return handle.read()
+    except (SyntaxError, UnicodeDecodeError):
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _dataset_inputs(path: Path) -> list[ToolInputs]:
+    inputs: list[ToolInputs] = []
+    without_code = 0
+    with path.open(encoding="utf-8") as handle:
+        for row, line in enumerate(handle):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path} line {row + 1} is not valid JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise DatasetError(f"{path} line {row + 1} is not a JSON object")
+            text = _completion_text(record)
+            if text is None:
+                without_code += 1
+                continue
+            inputs.append(ToolInputs(code=_code_in(text), path=str(path), row=row))
+    if without_code:
+        fields = ", ".join(_TEXT_FIELDS)
+        echo_notice(f"{without_code} rows of {path} have no {fields} or assistant message; skipped")
+    return inputs
+
+
+def _completion_text(record: dict[str, Any]) -> str | None:
+    for field in _TEXT_FIELDS:
+        value = record.get(field)
+        if isinstance(value, str):
+            return value
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if (
+                isinstance(message, dict)
+                and message.get("role") == "assistant"
+                and isinstance(message.get("content"), str)
+            ):
+                content: str = message["content"]
+                return content
+    return None
+
+
+def _code_in(text: str) -> str:
+    blocks = _FENCE.findall(text)
+    return "\n".join(blocks) if blocks else text
+
+
+def _settings(args: argparse.Namespace, context: CliContext, spec: PluginSpec) -> dict[str, str]:
+    settings = dict(context.settings.plugins.options.get(spec.name, {}))
+    for item in args.setting:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--setting expects KEY=VALUE, not {item!r}")
+        settings[key.strip()] = value
+    if args.model:
+        settings["model"] = args.model
+    if args.base_url:
+        settings["base_url"] = args.base_url
+    return settings
+
+
+def _secrets(context: CliContext, spec: PluginSpec) -> dict[str, SecretStr]:
+    secrets: dict[str, SecretStr] = {}
+    for name in spec.secrets:
+        try:
+            secrets[name] = context.secrets.get(name)
+        except SecretError:
+            # The plugin reports the missing key in its own words, with how to set it.
+            logger.debug("no %s key for %s", name, spec.name)
+    return secrets
+
+
+def _is_local(url: str | None) -> bool:
+    return url is not None and (urlparse(url).hostname or "") in _LOCAL_HOSTS
+
+
+def _label(path: str | None, row: int | None) -> str:
+    base = path or "<input>"
+    return f"{base}:row {row}" if row is not None else base
+
+
+def _write_table(rows: list[dict[str, Any]], results: list[ToolResult]) -> None:
+    table = [
+        (
+            _label(r["path"], r["row"])
+            + (f":{r['line']}" if r["line"] else "")
+            + (f":{r['column']}" if r["column"] else ""),
+            r["severity"],
+            r["rule"],
+            r["message"],
+        )
+        for r in rows
+    ]
+    if table:
+        widths = [max(len(row[i]) for row in table) for i in range(3)]
+        header = ("LOCATION", "SEVERITY", "RULE", "MESSAGE")
+        widths = [max(w, len(h)) for w, h in zip(widths, header, strict=False)]
+        for line in (header, *table):
+            echo("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(line)))
+    counts = {s: sum(r["severity"] == s for r in rows) for s in ("error", "warning", "info")}
+    analysed = sum(r.error is None for r in results)
+    echo(
+        f"{len(rows)} findings in {analysed} of {len(results)} inputs "
+        f"({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)"
+    )
