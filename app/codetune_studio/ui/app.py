@@ -1,0 +1,269 @@
+"""Starting the studio window: the application, the crash handler, the database, the services."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from codetune_studio import __version__
+from codetune_studio.core.errors import StorageError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+    from codetune_studio.core.paths import StudioPaths
+    from codetune_studio.secrets import SecretStore
+    from codetune_studio.services.database import OpenedDatabase
+    from codetune_studio.settings import SettingsStore
+    from codetune_studio.ui.main_window import MainWindow
+    from codetune_studio.ui.studio_services import StudioServices
+
+__all__ = ["CrashHandler", "StudioContext", "run_studio"]
+
+logger = logging.getLogger(__name__)
+
+
+class StudioContext(Protocol):
+    """What the window needs from the command line's ``CliContext``.
+
+    A protocol, because ``ui`` may not import ``cli``, which sits above it.
+    """
+
+    @property
+    def paths(self) -> StudioPaths:
+        """The studio's folders."""
+
+    @property
+    def settings_store(self) -> SettingsStore:
+        """The settings file."""
+
+    @property
+    def secrets(self) -> SecretStore:
+        """The API key store."""
+
+    @property
+    def offline(self) -> bool:
+        """Whether the network is off limits."""
+
+    @property
+    def database_url(self) -> str | None:
+        """The configured database URL; ``None`` for the local SQLite store."""
+
+    def open_database(self, *, upgrade: bool = True) -> OpenedDatabase:
+        """Connect to the configured database."""
+
+
+class CrashHandler:
+    """``sys.excepthook`` for the window: write a crash log and offer it in a dialog.
+
+    Args:
+        log_dir: Where crash logs go.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.last_log: Path | None = None
+        self._showing = False
+        self._previous = sys.excepthook
+
+    def install(self) -> None:
+        """Become ``sys.excepthook``."""
+        sys.excepthook = self
+
+    def uninstall(self) -> None:
+        """Give ``sys.excepthook`` back."""
+        if sys.excepthook is self:
+            sys.excepthook = self._previous
+
+    def write_log(
+        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> Path:
+        """Write the crash log and return its path."""
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        path = self.log_dir / f"crash-{stamp}.log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        path.write_text(
+            f"CodeTune Studio {__version__}, Python {sys.version.split()[0]}, {sys.platform}\n\n"
+            + text,
+            encoding="utf-8",
+        )
+        self.last_log = path
+        return path
+
+    def __call__(
+        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        logger.critical("unexpected error", exc_info=(exc_type, exc, tb))
+        try:
+            path = self.write_log(exc_type, exc, tb)
+        except OSError:
+            logger.exception("could not write the crash log")
+            return
+        if self._showing or QApplication.instance() is None:
+            return
+        self._showing = True
+        try:
+            self._show_dialog(exc, path)
+        finally:
+            self._showing = False
+
+    def _show_dialog(self, exc: BaseException, path: Path) -> None:
+        box = QMessageBox(QApplication.activeWindow())
+        box.setIcon(QMessageBox.Icon.Critical)
+        box.setWindowTitle("CodeTune Studio hit an unexpected error")
+        box.setText(
+            f"Something went wrong: {exc.__class__.__name__}: {exc}\n\n"
+            "The studio keeps running, but save your work. A crash log was written; please attach "
+            "it when you report the problem."
+        )
+        box.setDetailedText(str(path))
+        open_log = box.addButton("Open crash log", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.exec()
+        if box.clickedButton() is open_log:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def _open_database(context: StudioContext) -> OpenedDatabase | None:
+    """Open the configured database; offer the local store when PostgreSQL is unreachable."""
+    try:
+        return context.open_database()
+    except StorageUnavailableError as exc:
+        box = QMessageBox()
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Database unreachable")
+        box.setText(f"{exc}\n\nUse the local SQLite store for this session instead?")
+        box.setInformativeText(
+            f"Local store: {context.paths.database_file}. Runs recorded there are not shared "
+            "with your team. Change the database in File > Settings."
+        )
+        use_local = box.addButton("Use local store", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        if box.clickedButton() is not use_local:
+            return None
+        from codetune_studio.services.database import OpenedDatabase, open_database
+
+        opened = open_database(None, sqlite_path=context.paths.database_file, allow_fallback=False)
+        return OpenedDatabase(
+            opened.database,
+            fallback_reason=f"{exc} Using the local SQLite store at {context.paths.database_file}.",
+        )
+    except StorageError as exc:
+        QMessageBox.critical(None, "Database problem", f"{exc}\n\nThe studio cannot start.")
+        return None
+
+
+def build_services(context: StudioContext, opened: OpenedDatabase) -> StudioServices:
+    """Bundle what the window needs from the context and the opened database.
+
+    Args:
+        context: The command line's context.
+        opened: The database in use.
+
+    Returns:
+        The services.
+    """
+    from codetune_studio.services.experiments import ExperimentService
+    from codetune_studio.ui.studio_services import StudioServices
+
+    status_url = opened.database.status(is_fallback=opened.is_fallback).url_masked
+    return StudioServices(
+        experiments=ExperimentService(opened.database),
+        paths=context.paths,
+        secrets=context.secrets,
+        database_label=describe_database(status_url),
+        database_url=None if opened.is_fallback else context.database_url,
+        offline=context.offline,
+        fallback_reason=opened.fallback_reason,
+    )
+
+
+def describe_database(url_masked: str) -> str:
+    """``sqlite:////x/studio.db`` -> ``SQLite x/studio.db``; PostgreSQL as ``host/db``."""
+    if url_masked.startswith("sqlite"):
+        return "SQLite " + url_masked.split(":///", 1)[-1]
+    rest = url_masked.split("://", 1)[-1]
+    host_db = rest.rsplit("@", 1)[-1].split("?", 1)[0]
+    return f"PostgreSQL {host_db}"
+
+
+def _follow_system_palette(app: QApplication) -> None:
+    """Let pyqtgraph draw with the palette's colours (light or dark, as the system says)."""
+    import pyqtgraph as pg
+
+    palette = app.palette()
+    pg.setConfigOptions(
+        foreground=palette.color(QPalette.ColorRole.WindowText),
+        background=None,
+        antialias=True,
+    )
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    """The application object, created once."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
+    app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("CodeTune Studio")
+    app.setApplicationDisplayName("CodeTune Studio")
+    app.setOrganizationName("CodeTune")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("codetune-studio")
+    return app
+
+
+def run_studio(context: StudioContext) -> int:
+    """Open the studio window and run until it closes.
+
+    Args:
+        context: The command line's context (paths, settings, secrets, database).
+
+    Returns:
+        The process exit status.
+    """
+    app = create_application()
+    crash = CrashHandler(context.paths.log_dir)
+    crash.install()
+    try:
+        _follow_system_palette(app)
+        opened = _open_database(context)
+        if opened is None:
+            return 1
+        window = _show_window(context, opened)
+        status = app.exec()
+        del window
+        return int(status)
+    finally:
+        crash.uninstall()
+
+
+def _show_window(context: StudioContext, opened: OpenedDatabase) -> MainWindow:
+    from codetune_studio.ui import notify
+    from codetune_studio.ui.main_window import MainWindow
+
+    services = build_services(context, opened)
+    window = MainWindow(services, context.settings_store)
+    window.show()
+    for notice in context.settings_store.notices:
+        notify.warning(notice)
+    if opened.fallback_reason:
+        notify.warning(opened.fallback_reason)
+    logger.info("window shown")
+    return window

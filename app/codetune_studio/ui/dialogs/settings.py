@@ -1,0 +1,228 @@
+"""The Settings dialog: database, API keys, offline mode and the data folder."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from codetune_studio.core.errors import CodetuneError
+from codetune_studio.secrets.store import KNOWN_SECRETS
+from codetune_studio.settings.model import DatabaseSettings
+from codetune_studio.ui import notify
+from codetune_studio.ui.safe_slot import safe_slot
+from codetune_studio.ui.tasks import TaskHandle, run_in_thread
+
+if TYPE_CHECKING:
+    from codetune_studio.settings import AppSettings, SettingsStore
+    from codetune_studio.ui.studio_services import StudioServices
+
+__all__ = ["SettingsDialog"]
+
+logger = logging.getLogger(__name__)
+
+
+class SettingsDialog(QDialog):
+    """Edits the settings file and the keyring; keys are written, never read back.
+
+    Args:
+        services: The studio's services (secrets, paths, the connection tester).
+        settings_store: The settings file.
+        parent: The Qt parent.
+    """
+
+    def __init__(
+        self,
+        services: StudioServices,
+        settings_store: SettingsStore,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setObjectName("settingsDialog")
+        self.setMinimumWidth(560)
+        self._services = services
+        self._store = settings_store
+        self._settings: AppSettings = settings_store.load()
+        self._test: TaskHandle | None = None
+        self.key_edits: dict[str, QLineEdit] = {}
+        self.key_states: dict[str, QLabel] = {}
+        self._build_ui()
+        self._connect_signals()
+        self._show_key_states()
+
+    def _build_ui(self) -> None:
+        layout = QVBoxLayout(self)
+        database = QGroupBox("Database", self)
+        form = QFormLayout(database)
+        self.url_edit = QLineEdit(self._settings.database.url or "", database)
+        self.url_edit.setObjectName("databaseUrl")
+        self.url_edit.setPlaceholderText(
+            "empty: the local SQLite store; or postgresql+psycopg://user@host/db"
+        )
+        form.addRow("URL", self.url_edit)
+        self.fallback_check = QCheckBox(
+            "Use the local store when the server is unreachable", database
+        )
+        self.fallback_check.setChecked(self._settings.database.fallback_to_sqlite)
+        form.addRow("", self.fallback_check)
+        test_row = QHBoxLayout()
+        self.test_button = QPushButton("Test connection", database)
+        self.test_button.setObjectName("testConnectionButton")
+        self.test_result = QLabel(database)
+        self.test_result.setObjectName("testConnectionResult")
+        self.test_result.setWordWrap(True)
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_result, 1)
+        form.addRow("", test_row)
+        layout.addWidget(database)
+
+        keys = QGroupBox("API keys (stored in the system keyring)", self)
+        keys_form = QFormLayout(keys)
+        for name, kind in KNOWN_SECRETS.items():
+            row = QHBoxLayout()
+            edit = QLineEdit(keys)
+            edit.setObjectName(f"key_{name}")
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
+            edit.setPlaceholderText("type a new key to replace the stored one")
+            state = QLabel(keys)
+            state.setObjectName(f"keyState_{name}")
+            state.setMinimumWidth(140)
+            clear = QPushButton("Remove", keys)
+            clear.setObjectName(f"removeKey_{name}")
+            clear.clicked.connect(lambda _=False, n=name: self._on_remove_key_clicked(n))
+            row.addWidget(edit, 1)
+            row.addWidget(state)
+            row.addWidget(clear)
+            keys_form.addRow(kind.label, row)
+            self.key_edits[name] = edit
+            self.key_states[name] = state
+        layout.addWidget(keys)
+
+        general = QGroupBox("General", self)
+        general_form = QFormLayout(general)
+        self.offline_check = QCheckBox("Never use the network (offline mode)", general)
+        self.offline_check.setObjectName("offlineCheck")
+        self.offline_check.setChecked(self._settings.offline)
+        general_form.addRow("", self.offline_check)
+        folder_row = QHBoxLayout()
+        folder = QLineEdit(str(self._services.paths.data_dir), general)
+        folder.setReadOnly(True)
+        folder.setToolTip("Change it with --data-dir or CODETUNE_DATA_DIR")
+        self.open_folder_button = QPushButton("Open folder", general)
+        folder_row.addWidget(folder, 1)
+        folder_row.addWidget(self.open_folder_button)
+        general_form.addRow("Data folder", folder_row)
+        layout.addWidget(general)
+        note = QLabel("Database and offline changes take effect at the next start.", self)
+        note.setStyleSheet("color: gray")
+        layout.addWidget(note)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        layout.addWidget(self.buttons)
+
+    def _connect_signals(self) -> None:
+        self.test_button.clicked.connect(self._on_test_button_clicked)
+        self.open_folder_button.clicked.connect(self._on_open_folder_button_clicked)
+        self.buttons.accepted.connect(self._on_buttons_accepted)
+        self.buttons.rejected.connect(self.reject)
+
+    def _show_key_states(self) -> None:
+        for name, label in self.key_states.items():
+            try:
+                info = self._services.secrets.info(name)
+                text = "set" if info.is_set else "not set"
+                if info.source == "environment":
+                    text = f"set (from {info.env_var})"
+            except CodetuneError as exc:
+                text = "keyring unavailable"
+                label.setToolTip(str(exc))
+            label.setText(text)
+            label.setStyleSheet("color: #16a34a" if text.startswith("set") else "color: gray")
+
+    @safe_slot()
+    def _on_test_button_clicked(self) -> None:
+        if self._test is not None and not self._test.done:
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setText("Connecting…")
+        self._test = run_in_thread(
+            self._services.test_database,
+            self.url_edit.text().strip(),
+            self._services.paths.database_file,
+            on_return=self._on_test_returned,
+            on_error=self._on_test_errored,
+            on_finish=lambda: self.test_button.setEnabled(True),
+        )
+
+    def _on_test_returned(self, message: str) -> None:
+        self.test_result.setStyleSheet("color: #16a34a")
+        self.test_result.setText(message)
+
+    def _on_test_errored(self, exc: BaseException) -> None:
+        self.test_result.setStyleSheet("color: #dc2626")
+        self.test_result.setText(notify.message_for(exc))
+
+    @safe_slot()
+    def _on_remove_key_clicked(self, name: str) -> None:
+        if self._services.secrets.delete(name):
+            notify.info(f"{KNOWN_SECRETS[name].label} key removed from the keyring.")
+        self.key_edits[name].clear()
+        self._show_key_states()
+
+    @safe_slot()
+    def _on_open_folder_button_clicked(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self._services.paths.data_dir)))
+
+    @safe_slot()
+    def _on_buttons_accepted(self) -> None:
+        self.save()
+        self.accept()
+
+    def save(self) -> None:
+        """Write the settings file and any keys typed in.
+
+        Raises:
+            ConfigError: If a value is invalid.
+            SecretError: If the keyring refuses a key.
+        """
+        for name, edit in self.key_edits.items():
+            value = edit.text().strip()
+            if value:
+                self._services.secrets.set(name, SecretStr(value))
+                edit.clear()
+        database = DatabaseSettings(
+            url=self.url_edit.text().strip() or None,
+            fallback_to_sqlite=self.fallback_check.isChecked(),
+            connect_timeout_s=self._settings.database.connect_timeout_s,
+        )
+        self._settings = self._store.update(
+            database=database, offline=self.offline_check.isChecked()
+        )
+        self._show_key_states()
+        notify.info("Settings saved.")
+
+    def done(self, result: int) -> None:
+        if self._test is not None:
+            self._test.cancel()
+        # Never keep a typed key around in a hidden widget.
+        for edit in self.key_edits.values():
+            edit.clear()
+        super().done(result)

@@ -1,0 +1,610 @@
+"""Datasets: bundled samples, registered and added data, a lazy preview, findings and lengths."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from codetune_studio.core.errors import ConflictError
+from codetune_studio.services.dataset_preview import (
+    DatasetAnalysis,
+    IndexProgress,
+    analyse_dataset,
+    index_lines,
+    line_kind,
+    read_line_rows,
+)
+from codetune_studio.ui import notify
+from codetune_studio.ui.panels.base import Panel
+from codetune_studio.ui.safe_slot import safe_slot
+from codetune_studio.ui.tasks import TaskHandle, run_in_thread
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from codetune_studio.core.models import DatasetRecord
+    from codetune_studio.services.experiments import ExperimentService
+
+__all__ = ["DatasetsPanel", "RowsTableModel"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 256
+_CACHED_CHUNKS = 32
+_CELL_CHARS = 160
+_Index = QModelIndex | QPersistentModelIndex
+_PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+class RowsTableModel(QAbstractTableModel):
+    """Dataset rows, read lazily: only the chunks on screen are ever parsed.
+
+    Rows arrive either as byte offsets into a line-based file (:meth:`append_offsets`, while the
+    index is being built) or as records already in memory (:meth:`set_records`).
+    """
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._path: Path | None = None
+        self._kind = "jsonl"
+        self._offsets = np.zeros(0, dtype=np.int64)
+        self._records: list[dict[str, Any]] | None = None
+        self._columns: list[str] = []
+        self._cache: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+
+    def reset_file(self, path: Path, kind: str) -> None:
+        """Start previewing a line-based file; rows come with :meth:`append_offsets`."""
+        self.beginResetModel()
+        self._path, self._kind = path, kind
+        self._offsets = np.zeros(0, dtype=np.int64)
+        self._records = None
+        self._columns = []
+        self._cache.clear()
+        self.endResetModel()
+
+    def append_offsets(self, offsets: np.ndarray[Any, Any]) -> None:
+        """Add rows found by the indexer."""
+        if not len(offsets):
+            return
+        first = len(self._offsets)
+        if first == 0:
+            self._columns = self._guess_columns(offsets[:_CHUNK])
+            self.beginResetModel()
+            self._offsets = np.asarray(offsets, dtype=np.int64)
+            self.endResetModel()
+            return
+        self.beginInsertRows(QModelIndex(), first, first + len(offsets) - 1)
+        self._offsets = np.concatenate((self._offsets, offsets))
+        self.endInsertRows()
+
+    def set_records(self, records: list[dict[str, Any]]) -> None:
+        """Show records already read."""
+        self.beginResetModel()
+        self._path = None
+        self._records = records
+        self._offsets = np.zeros(0, dtype=np.int64)
+        self._cache.clear()
+        self._columns = _columns_of(records[:_CHUNK])
+        self.endResetModel()
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self.beginResetModel()
+        self._path, self._records = None, None
+        self._offsets = np.zeros(0, dtype=np.int64)
+        self._columns = []
+        self._cache.clear()
+        self.endResetModel()
+
+    def _guess_columns(self, offsets: np.ndarray[Any, Any]) -> list[str]:
+        if self._path is None:
+            return []
+        return _columns_of(read_line_rows(self._path, offsets, self._kind))
+
+    def row(self, row: int) -> dict[str, Any]:
+        """One row's record (read from disk if it is not cached)."""
+        if self._records is not None:
+            return self._records[row]
+        chunk = row // _CHUNK
+        rows = self._cache.get(chunk)
+        if rows is None:
+            assert self._path is not None  # noqa: S101 - rows exist only with a file
+            start = chunk * _CHUNK
+            rows = read_line_rows(self._path, self._offsets[start : start + _CHUNK], self._kind)
+            self._cache[chunk] = rows
+            if len(self._cache) > _CACHED_CHUNKS:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(chunk)
+        return rows[row % _CHUNK]
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        if parent.isValid():
+            return 0
+        return len(self._records) if self._records is not None else len(self._offsets)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._columns)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return self._columns[section] if section < len(self._columns) else None
+        return str(section + 1)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        record = self.row(index.row())
+        value = record.get(self._columns[index.column()], "")
+        text = value if isinstance(value, str) else _compact(value)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return text[:2000]
+        text = text.replace("\n", " ⏎ ")
+        return text if len(text) <= _CELL_CHARS else text[: _CELL_CHARS - 1] + "…"
+
+
+def _columns_of(records: list[dict[str, Any]]) -> list[str]:
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    return list(columns)
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class DatasetsPanel(Panel):
+    """Pick, add and check datasets.
+
+    Args:
+        experiments: Lists and registers datasets.
+        samples_dir: The bundled sample datasets.
+        parent: The Qt parent.
+    """
+
+    panel_id = "datasets"
+    title = "Datasets"
+    default_area = Qt.DockWidgetArea.LeftDockWidgetArea
+
+    dataset_chosen = Signal(str)  # the user picked this dataset for training
+    analysis_finished = Signal(str)  # the checks of this dataset are done
+
+    def __init__(
+        self, experiments: ExperimentService, samples_dir: Path, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._experiments = experiments
+        self._samples_dir = samples_dir
+        self._index_task: TaskHandle | None = None
+        self._analysis_task: TaskHandle | None = None
+        self._list_task: TaskHandle | None = None
+        self.current_path: str | None = None
+        self.analysis: DatasetAnalysis | None = None
+        self._added: list[str] = []
+        self._build_ui()
+        self._connect_signals()
+        self.refresh()
+
+    # --- construction -------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        buttons = QHBoxLayout()
+        self.add_file_button = QPushButton("Add file…", self)
+        self.add_folder_button = QPushButton("Add folder…", self)
+        self.use_button = QPushButton("Use for training", self)
+        self.use_button.setObjectName("useDatasetButton")
+        self.use_button.setEnabled(False)
+        buttons.addWidget(self.add_file_button)
+        buttons.addWidget(self.add_folder_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_button)
+        layout.addLayout(buttons)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.tree = QTreeWidget(splitter)
+        self.tree.setObjectName("datasetsTree")
+        self.tree.setHeaderLabels(["Dataset", "Format", "Rows"])
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setStretchLastSection(False)
+        self._samples_item = QTreeWidgetItem(self.tree, ["Samples (bundled)"])
+        self._registered_item = QTreeWidgetItem(self.tree, ["Registered"])
+        self._added_item = QTreeWidgetItem(self.tree, ["Added"])
+        for item in (self._samples_item, self._registered_item, self._added_item):
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            font = item.font(0)
+            font.setBold(True)
+            item.setFont(0, font)
+            item.setExpanded(True)
+        splitter.addWidget(self.tree)
+
+        details = QWidget(splitter)
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(0, 0, 0, 0)
+        self.summary = QLabel("Select a dataset to preview it, or drop a file here.", details)
+        self.summary.setObjectName("datasetSummary")
+        self.summary.setWordWrap(True)
+        details_layout.addWidget(self.summary)
+        progress_row = QHBoxLayout()
+        self.progress = QProgressBar(details)
+        self.progress.setObjectName("datasetProgress")
+        self.progress.setMaximumHeight(16)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel", details)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        details_layout.addLayout(progress_row)
+        self._set_busy(None)
+
+        self.tabs = QTabWidget(details)
+        self.preview_model = RowsTableModel(self)
+        self.preview = QTableView(self.tabs)
+        self.preview.setObjectName("datasetPreview")
+        self.preview.setModel(self.preview_model)
+        self.preview.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.preview.verticalHeader().setDefaultSectionSize(22)
+        self.preview.horizontalHeader().setDefaultSectionSize(180)
+        self.preview.setWordWrap(False)
+        self.tabs.addTab(self.preview, "Preview")
+        self.findings = QTableWidget(0, 2, self.tabs)
+        self.findings.setObjectName("datasetFindings")
+        self.findings.setHorizontalHeaderLabels(["Row", "Finding"])
+        self.findings.horizontalHeader().setStretchLastSection(True)
+        self.findings.verticalHeader().setVisible(False)
+        self.findings.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.tabs.addTab(self.findings, "Findings")
+        self.histogram = pg.PlotWidget(parent=self.tabs)
+        self.histogram.setObjectName("lengthHistogram")
+        self.histogram.setBackground(None)
+        self.histogram.getPlotItem().setLabel("bottom", "length (characters)")
+        self.histogram.getPlotItem().setLabel("left", "examples")
+        self.histogram.getPlotItem().showGrid(y=True, alpha=0.2)
+        self.tabs.addTab(self.histogram, "Lengths")
+        details_layout.addWidget(self.tabs, 1)
+        splitter.addWidget(details)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        layout.addWidget(splitter, 1)
+
+    def _connect_signals(self) -> None:
+        self.add_file_button.clicked.connect(self._on_add_file_button_clicked)
+        self.add_folder_button.clicked.connect(self._on_add_folder_button_clicked)
+        self.use_button.clicked.connect(self._on_use_button_clicked)
+        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
+        self.tree.currentItemChanged.connect(self._on_tree_current_item_changed)
+        self.tree.itemDoubleClicked.connect(self._on_tree_item_double_clicked)
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload the bundled samples and the registered datasets."""
+        self._samples_item.takeChildren()
+        samples = sorted(self._samples_dir.glob("*.jsonl")) if self._samples_dir.is_dir() else []
+        for path in samples:
+            self._add_item(self._samples_item, path.stem, str(path), "", "")
+        if self._list_task is not None:
+            self._list_task.cancel()
+        self._list_task = run_in_thread(
+            self._experiments.list_datasets, on_return=self._on_list_returned
+        )
+
+    def add_path(self, path: str | Path) -> None:
+        """Add a dataset file or folder (from a dialog, a drop or File > Open dataset).
+
+        It is checked in the background and registered in the database once it reads cleanly.
+        """
+        text = str(Path(path).expanduser().resolve())
+        if text not in self._added:
+            self._added.append(text)
+            item = self._add_item(self._added_item, Path(text).name, text, "", "")
+        else:
+            item = self._find_item(text) or self._added_item
+        self.tree.setCurrentItem(item)
+        self._start_analysis(text, register=True)
+
+    def select_path(self, path: str) -> bool:
+        """Select the dataset at ``path`` if it is listed; returns whether it was."""
+        item = self._find_item(path)
+        if item is None:
+            return False
+        self.tree.setCurrentItem(item)
+        return True
+
+    def listed_paths(self) -> list[str]:
+        """Every dataset path in the list."""
+        return [
+            str(child.data(0, _PATH_ROLE))
+            for group in (self._samples_item, self._registered_item, self._added_item)
+            for child in _children(group)
+        ]
+
+    def shutdown(self) -> None:
+        for task in (self._index_task, self._analysis_task, self._list_task):
+            if task is not None:
+                task.cancel()
+
+    def save_state(self) -> dict[str, Any]:
+        return {"added": self._added[-20:], "current": self.current_path}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        for path in state.get("added", []):
+            if isinstance(path, str) and Path(path).exists() and path not in self._added:
+                self._added.append(path)
+                self._add_item(self._added_item, Path(path).name, path, "", "")
+
+    # --- list ---------------------------------------------------------------------------------
+
+    def _add_item(
+        self, parent: QTreeWidgetItem, name: str, path: str, fmt: str, rows: str
+    ) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(parent, [name, fmt, rows])
+        item.setData(0, _PATH_ROLE, path)
+        item.setToolTip(0, path)
+        item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return item
+
+    def _find_item(self, path: str) -> QTreeWidgetItem | None:
+        for group in (self._added_item, self._registered_item, self._samples_item):
+            for child in _children(group):
+                if child.data(0, _PATH_ROLE) == path:
+                    return child
+        return None
+
+    @safe_slot()
+    def _on_list_returned(self, records: list[DatasetRecord]) -> None:
+        self._registered_item.takeChildren()
+        for record in records:
+            self._add_item(
+                self._registered_item,
+                record.name,
+                record.source,
+                record.format,
+                f"{record.num_rows:,}",
+            )
+        self._registered_item.setHidden(not records)
+
+    @safe_slot()
+    def _on_tree_current_item_changed(self, current: QTreeWidgetItem | None) -> None:
+        path = current.data(0, _PATH_ROLE) if current is not None else None
+        self.use_button.setEnabled(bool(path))
+        if path and path != self.current_path:
+            self._start_analysis(str(path), register=False)
+
+    @safe_slot()
+    def _on_tree_item_double_clicked(self, item: QTreeWidgetItem) -> None:
+        path = item.data(0, _PATH_ROLE)
+        if path:
+            self.dataset_chosen.emit(str(path))
+
+    @safe_slot()
+    def _on_use_button_clicked(self) -> None:
+        item = self.tree.currentItem()
+        path = item.data(0, _PATH_ROLE) if item is not None else None
+        if path:
+            self.dataset_chosen.emit(str(path))
+            notify.info(f"Training will use {Path(str(path)).name}.")
+
+    @safe_slot()
+    def _on_add_file_button_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Add a dataset file",
+            str(Path.home()),
+            "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.md);;All files (*)",
+        )
+        if path:
+            self.add_path(path)
+
+    @safe_slot()
+    def _on_add_folder_button_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(
+            self, "Add a folder of code or data", str(Path.home())
+        )
+        if path:
+            self.add_path(path)
+
+    # --- background work ----------------------------------------------------------------------
+
+    def _start_analysis(self, path: str, *, register: bool) -> None:
+        for task in (self._index_task, self._analysis_task):
+            if task is not None:
+                task.cancel()  # the newest request wins
+        self.current_path = path
+        self.analysis = None
+        self.findings.setRowCount(0)
+        self.histogram.clear()
+        self.summary.setText(f"<b>{Path(path).name}</b> · reading…")
+        kind = line_kind(Path(path))
+        if kind is not None:
+            self.preview_model.reset_file(Path(path), kind)
+            self._set_busy("Indexing rows…", maximum=100)
+            self._index_task = run_in_thread(
+                index_lines,
+                Path(path),
+                skip_header=kind in {"csv", "tsv"},
+                on_yield=self._on_index_yielded,
+            )
+        else:
+            self.preview_model.clear()
+        self._set_busy("Checking…")
+        self._analysis_task = run_in_thread(
+            _analyse_and_register,
+            self._experiments if register else None,
+            path,
+            on_yield=self._on_analysis_yielded,
+            on_return=self._on_analysis_returned,
+            on_error=self._on_analysis_errored,
+            on_finish=self._on_analysis_finished,
+        )
+
+    @safe_slot()
+    def _on_index_yielded(self, progress: IndexProgress) -> None:
+        self.preview_model.append_offsets(progress.offsets)
+        if progress.total_bytes:
+            self.progress.setMaximum(100)
+            self.progress.setValue(int(100 * progress.done_bytes / progress.total_bytes))
+
+    @safe_slot()
+    def _on_analysis_yielded(self, message: str) -> None:
+        self.progress.setFormat(message)
+
+    @safe_slot()
+    def _on_analysis_returned(self, result: tuple[DatasetAnalysis, DatasetRecord | None]) -> None:
+        analysis, registered = result
+        if analysis.path != self.current_path:
+            return
+        self.analysis = analysis
+        report = analysis.report
+        if analysis.records is not None:
+            self.preview_model.set_records(analysis.records)
+        stats = report.lengths
+        parts = [
+            f"<b>{Path(analysis.path).name}</b>",
+            f"format <b>{report.format}</b>",
+            f"{report.rows:,} rows, {report.examples:,} usable",
+        ]
+        if report.empty_rows:
+            parts.append(f"<span style='color:#dc2626'>{report.empty_rows} dropped</span>")
+        if report.duplicate_rows:
+            parts.append(f"<span style='color:#d97706'>{report.duplicate_rows} duplicates</span>")
+        if stats is not None:
+            parts.append(f"length p50 {stats.p50:,}, p95 {stats.p95:,} {stats.unit}")
+        self.summary.setText(" · ".join(parts))
+        self._show_findings(report)
+        self._show_histogram(analysis.lengths)
+        item = self._find_item(analysis.path)
+        if item is not None:
+            item.setText(1, report.format)
+            item.setText(2, f"{report.rows:,}")
+        if registered is not None:
+            notify.info(f"Dataset {registered.name} registered ({registered.num_rows:,} rows).")
+            self.refresh()
+        self.analysis_finished.emit(analysis.path)
+
+    def _on_analysis_errored(self, exc: BaseException) -> None:
+        self.summary.setText(f"<span style='color:#dc2626'>{notify.message_for(exc)}</span>")
+        notify.error(exc)
+
+    def _on_analysis_finished(self) -> None:
+        if self._analysis_task is not None and self._analysis_task.done:
+            self._set_busy(None)
+
+    @safe_slot()
+    def _on_cancel_button_clicked(self) -> None:
+        for task in (self._index_task, self._analysis_task):
+            if task is not None:
+                task.cancel()
+        self._set_busy(None)
+        self.summary.setText(self.summary.text().replace("reading…", "cancelled"))
+
+    def _set_busy(self, message: str | None, maximum: int = 0) -> None:
+        busy = message is not None
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setRange(0, maximum)
+            self.progress.setFormat(message or "")
+
+    def _show_findings(self, report: Any) -> None:
+        rows: list[tuple[str, str]] = [(d.source, d.reason) for d in report.dropped]
+        rows += [(d.source, f"duplicate of {_row_label(d.same_as)}") for d in report.duplicates]
+        if report.truncated:
+            rows.append(("", f"{report.truncated} examples exceed {report.max_seq_length} tokens"))
+        self.findings.setRowCount(len(rows))
+        for row, (where, what) in enumerate(rows):
+            self.findings.setItem(row, 0, QTableWidgetItem(_row_label(where)))
+            self.findings.setItem(row, 1, QTableWidgetItem(what))
+        self.findings.resizeColumnToContents(0)
+        label = f"Findings ({len(rows)})" if rows else "Findings (none)"
+        self.tabs.setTabText(1, label)
+
+    def _show_histogram(self, lengths: list[int]) -> None:
+        self.histogram.clear()
+        if not lengths:
+            return
+        counts, edges = np.histogram(np.asarray(lengths), bins=min(40, max(5, len(lengths) // 5)))
+        width = float(edges[1] - edges[0]) if len(edges) > 1 else 1.0
+        bars = pg.BarGraphItem(
+            x0=edges[:-1], width=width * 0.9, height=counts, brush="#3b82f6", pen=None
+        )
+        self.histogram.addItem(bars)
+
+
+def _children(group: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+    children = (group.child(i) for i in range(group.childCount()))
+    return [child for child in children if child is not None]
+
+
+def _row_label(source: str) -> str:
+    # "path/to/file.jsonl:17" -> "17"; other sources are shown as they are.
+    head, _, tail = source.rpartition(":")
+    return tail if head and tail.isdigit() else source
+
+
+def _analyse_and_register(
+    experiments: ExperimentService | None, path: str
+) -> Generator[str, None, tuple[DatasetAnalysis, DatasetRecord | None]]:
+    """Check a dataset and, for a newly added one, register it (runs on a worker thread)."""
+    analysis = yield from analyse_dataset(path)
+    registered = None
+    if experiments is not None and not any(r.source == path for r in experiments.list_datasets()):
+        report = analysis.report
+        stem = Path(path).stem or "dataset"
+        for attempt in range(1, 20):
+            name = stem if attempt == 1 else f"{stem}-{attempt}"
+            try:
+                registered = experiments.register_dataset(
+                    name,
+                    source=path,
+                    format=report.format,
+                    fingerprint=report.fingerprint,
+                    num_rows=report.rows,
+                )
+                break
+            except ConflictError:
+                continue
+    return analysis, registered

@@ -1,0 +1,517 @@
+"""Live training curves, progress, the worker's log, and Stop / Pause for the followed run."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from array import array
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from codetune_studio.core.events import (
+    CheckpointSaved,
+    EvalCompleted,
+    Event,
+    LogRecorded,
+    MetricsLogged,
+    RunFinished,
+    RunStarted,
+)
+from codetune_studio.core.status import RunStatus
+from codetune_studio.ui.panels.base import Panel
+from codetune_studio.ui.safe_slot import safe_slot
+from codetune_studio.ui.tasks import TaskHandle, run_in_thread
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from codetune_studio.core.models import MetricPoint, Run
+    from codetune_studio.services.experiments import ExperimentService
+
+__all__ = ["SERIES", "MetricBuffer", "MonitorPanel", "canonical_metric"]
+
+logger = logging.getLogger(__name__)
+
+#: The series the monitor draws: key -> (plot, label, colour).
+SERIES: dict[str, tuple[str, str, str]] = {
+    "loss": ("loss", "train loss", "#3b82f6"),
+    "eval_loss": ("loss", "eval loss", "#f97316"),
+    "learning_rate": ("lr", "learning rate", "#10b981"),
+    "grad_norm": ("grad", "grad norm", "#a855f7"),
+    "tokens_per_second": ("speed", "tokens/s", "#0ea5e9"),
+    "memory_mb": ("memory", "memory (MB)", "#ef4444"),
+}
+_PLOTS: dict[str, tuple[str, str]] = {
+    "loss": ("lossPlot", "Loss"),
+    "lr": ("lrPlot", "Learning rate"),
+    "grad": ("gradPlot", "Grad norm"),
+    "speed": ("speedPlot", "Tokens / s"),
+    "memory": ("memoryPlot", "Memory (MB)"),
+}
+_ALIASES = {
+    "train_loss": "loss",
+    "lr": "learning_rate",
+    "tokens_per_sec": "tokens_per_second",
+    "throughput": "tokens_per_second",
+    "peak_memory_mb": "memory_mb",
+    "memory": "memory_mb",
+}
+_REDRAW_MS = 100  # at most ten redraws a second, however fast events arrive
+_SLOW_REDRAW_MS = 250
+_MANY_POINTS = 20_000
+_FOLLOW_MS = 2000
+_LOG_LINES = 5000
+
+
+def canonical_metric(name: str) -> str:
+    """Map a stored or logged metric name (``train/loss``, ``eval/loss``, ``lr``) to a series key.
+
+    Args:
+        name: The metric name as logged.
+
+    Returns:
+        The series key (unknown names come back unchanged, without a ``train/`` prefix).
+    """
+    if name.startswith(("eval/", "eval_")):
+        rest = name.split("/", 1)[-1] if "/" in name else name[5:]
+        return "eval_loss" if rest == "loss" else f"eval_{rest}"
+    base = name.removeprefix("train/")
+    return _ALIASES.get(base, base)
+
+
+class MetricBuffer:
+    """Every point of every series of one run, in compact arrays, marked dirty when it grows."""
+
+    def __init__(self) -> None:
+        self._steps: dict[str, array[float]] = {}
+        self._values: dict[str, array[float]] = {}
+        self.dirty: set[str] = set()
+
+    def clear(self) -> None:
+        """Forget every point."""
+        self._steps.clear()
+        self._values.clear()
+        self.dirty.clear()
+
+    def add(self, key: str, step: float, value: float) -> None:
+        """Append one point to a series."""
+        if key not in self._steps:
+            self._steps[key] = array("d")
+            self._values[key] = array("d")
+        self._steps[key].append(step)
+        self._values[key].append(value)
+        self.dirty.add(key)
+
+    def series(self, key: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """A series' steps and values as new arrays.
+
+        Copies, on purpose: a NumPy view would pin the growing ``array`` buffer and make the
+        next append fail.
+        """
+        steps = self._steps.get(key)
+        if steps is None:
+            empty = np.zeros(0)
+            return empty, empty
+        return np.array(steps, dtype=float), np.array(self._values[key], dtype=float)
+
+    def last_step(self, key: str) -> float | None:
+        """The newest step of a series, if it has any."""
+        steps = self._steps.get(key)
+        return steps[-1] if steps else None
+
+    def count(self, key: str | None = None) -> int:
+        """Points in one series, or in all of them."""
+        if key is not None:
+            return len(self._steps.get(key, ()))
+        return sum(len(steps) for steps in self._steps.values())
+
+
+class MonitorPanel(Panel):
+    """Follows one run: live curves, progress with ETA, log lines, Stop and Pause/Resume.
+
+    A run the window hosts feeds it through :meth:`add_events`; any other run in the database
+    (started from a terminal or by a teammate) is followed by polling its metrics.
+
+    Args:
+        experiments: Reads metrics and status of followed runs.
+        parent: The Qt parent.
+    """
+
+    panel_id = "monitor"
+    title = "Monitor"
+    default_area = Qt.DockWidgetArea.BottomDockWidgetArea
+
+    stop_requested = Signal(int)
+    pause_requested = Signal(int)
+    resume_requested = Signal(int)
+    run_status_changed = Signal(int, str)
+
+    def __init__(self, experiments: ExperimentService, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._experiments = experiments
+        self.buffer = MetricBuffer()
+        self.redraw_count = 0
+        self.run_id: int | None = None
+        self._hosted = False
+        self._paused = False
+        self._total_steps = 0
+        self._step = 0
+        self._rate_start: tuple[float, int] | None = None
+        self._rate_last: tuple[float, int] | None = None
+        self._poll: TaskHandle | None = None
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self.plots: dict[str, pg.PlotWidget] = {}
+        self._build_ui()
+        self._connect_signals()
+        self._set_controls(active=False)
+
+    # --- construction -------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        header = QHBoxLayout()
+        self.run_label = QLabel("No run selected", self)
+        self.run_label.setToolTip("Press Train, or double-click a run in the table to follow it.")
+        self.run_label.setObjectName("monitorRunLabel")
+        bold = self.run_label.font()
+        bold.setBold(True)
+        self.run_label.setFont(bold)
+        self.run_label.setWordWrap(True)
+        self.run_label.setMinimumWidth(120)
+        header.addWidget(self.run_label, 1)
+        self.progress = QProgressBar(self)
+        self.progress.setObjectName("runProgress")
+        self.progress.setMinimumWidth(200)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        header.addWidget(self.progress, 2)
+        self.pause_button = QPushButton("Pause", self)
+        self.pause_button.setObjectName("pauseButton")
+        header.addWidget(self.pause_button)
+        self.stop_button = QPushButton("Stop", self)
+        self.stop_button.setObjectName("stopButton")
+        header.addWidget(self.stop_button)
+        layout.addLayout(header)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        plots = QWidget(splitter)
+        grid = QGridLayout(plots)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(4)
+        for key, (object_name, title) in _PLOTS.items():
+            plot = pg.PlotWidget(parent=plots)
+            plot.setObjectName(object_name)
+            plot.setBackground(None)
+            item = plot.getPlotItem()
+            item.setTitle(title, size="9pt")
+            if key == "loss":
+                # Grid lines cost as much to paint as a 100,000-point curve: the loss plot only.
+                item.showGrid(x=False, y=True, alpha=0.15)
+            item.setClipToView(True)
+            item.setDownsampling(auto=True, mode="peak")
+            small = QFont()
+            small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
+            for axis in ("bottom", "left"):
+                item.getAxis(axis).setStyle(tickFont=small, tickTextOffset=2)
+            if key == "loss":
+                item.getAxis("bottom").setLabel("step")
+            plot.setMinimumSize(120, 90)
+            self.plots[key] = plot
+        grid.addWidget(self.plots["loss"], 0, 0, 2, 1)
+        grid.addWidget(self.plots["lr"], 0, 1)
+        grid.addWidget(self.plots["grad"], 0, 2)
+        grid.addWidget(self.plots["speed"], 1, 1)
+        grid.addWidget(self.plots["memory"], 1, 2)
+        grid.setColumnStretch(0, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(2, 1)
+        self.plots["loss"].getPlotItem().addLegend(offset=(-10, 10))
+        for key, (plot_key, label, colour) in SERIES.items():
+            pen = pg.mkPen(colour, width=2)
+            symbol = "o" if key == "eval_loss" else None
+            curve = self.plots[plot_key].plot(
+                [], [], pen=pen, name=label, symbol=symbol, symbolSize=5, symbolBrush=colour
+            )
+            curve.setSkipFiniteCheck(True)  # non-finite values never enter the buffer
+            self._curves[key] = curve
+        splitter.addWidget(plots)
+        self.log_view = QPlainTextEdit(splitter)
+        self.log_view.setObjectName("runLog")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(_LOG_LINES)
+        self.log_view.setPlaceholderText("The worker's log appears here.")
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        self.log_view.setFont(mono)
+        splitter.addWidget(self.log_view)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([400, 110])
+        layout.addWidget(splitter, 1)
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setInterval(_REDRAW_MS)
+        self._follow_timer = QTimer(self)
+        self._follow_timer.setInterval(_FOLLOW_MS)
+
+    def _connect_signals(self) -> None:
+        self.stop_button.clicked.connect(self._on_stop_button_clicked)
+        self.pause_button.clicked.connect(self._on_pause_button_clicked)
+        self._redraw_timer.timeout.connect(self._on_redraw_timer_timeout)
+        self._follow_timer.timeout.connect(self._on_follow_timer_timeout)
+        self._redraw_timer.start()
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def attach_run(self, run_id: int, name: str, *, hosted: bool) -> None:
+        """Start showing a run, clearing what was shown before.
+
+        Args:
+            run_id: The run.
+            name: Its display name.
+            hosted: Whether the window hosts its worker (then Stop and Pause work and events
+                arrive through :meth:`add_events`); otherwise its metrics are polled.
+        """
+        self._stop_following()
+        self.run_id = run_id
+        self._hosted = hosted
+        self._paused = False
+        self._total_steps = 0
+        self._step = 0
+        self._rate_start = self._rate_last = None
+        self.buffer.clear()
+        for curve in self._curves.values():
+            curve.setData([], [])
+        self.log_view.clear()
+        self.run_label.setText(f"Run {run_id} · {name}")
+        self.progress.setRange(0, 0 if hosted else 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…" if hosted else "following…")
+        self._set_controls(active=hosted)
+
+    def follow_run(self, run: Run) -> None:
+        """Follow a run from the database, polling its metrics until it ends.
+
+        Args:
+            run: The run, as listed by the experiment service.
+        """
+        self.attach_run(run.id, run.name, hosted=False)
+        self._total_steps = int(run.recipe.get("training", {}).get("max_steps") or 0)
+        self._update_progress(status=run.status)
+        self._on_follow_timer_timeout()
+        if not run.status.is_terminal:
+            self._follow_timer.start()
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Take a batch of events from the hosted run; the plots catch up at the next redraw."""
+        for event in events:
+            self._add_event(event)
+        self._update_progress()
+
+    def add_log_lines(self, lines: list[str]) -> None:
+        """Append the worker's log lines."""
+        self.log_view.appendPlainText("\n".join(lines))
+
+    def run_ended(self, status: RunStatus, reason: str | None) -> None:
+        """Show that the followed run ended."""
+        self._set_controls(active=False)
+        self._stop_following()
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+        text = status.value.capitalize() if not reason else f"{status.value.capitalize()}: {reason}"
+        self.progress.setFormat(_elide(text, 120))
+        if status is RunStatus.FINISHED:
+            self.progress.setValue(self.progress.maximum())
+
+    def set_paused(self, paused: bool) -> None:
+        """Reflect the run's pause state on the Pause/Resume button."""
+        self._paused = paused
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self._update_progress()
+
+    @property
+    def hosted(self) -> bool:
+        """Whether the followed run is hosted by this window."""
+        return self._hosted
+
+    def point_count(self, key: str | None = None) -> int:
+        """How many points the monitor holds (for one series, or all)."""
+        return self.buffer.count(key)
+
+    def shutdown(self) -> None:
+        self._redraw_timer.stop()
+        self._stop_following()
+
+    # --- events and drawing -------------------------------------------------------------------
+
+    def _add_event(self, event: Event) -> None:
+        if isinstance(event, MetricsLogged):
+            self._add_metrics(event)
+        elif isinstance(event, EvalCompleted):
+            if math.isfinite(event.eval_loss):
+                self.buffer.add("eval_loss", event.step, event.eval_loss)
+            self.add_log_lines(
+                [
+                    f"eval at step {event.step}: loss {event.eval_loss:.4f}, ppl {event.perplexity:.2f}"
+                ]
+            )
+        elif isinstance(event, RunStarted):
+            self._total_steps = event.total_steps
+            self._step = max(self._step, event.resumed_from_step)
+            self.progress.setRange(0, max(1, event.total_steps))
+        elif isinstance(event, CheckpointSaved):
+            self.add_log_lines([f"checkpoint saved at step {event.step}: {event.path}"])
+        elif isinstance(event, LogRecorded):
+            self.add_log_lines([f"{event.level} {event.message}"])
+        elif isinstance(event, RunFinished):
+            self._step = max(self._step, event.final_step)
+
+    def _add_metrics(self, event: MetricsLogged) -> None:
+        self._step = max(self._step, event.step)
+        now = time.monotonic()
+        if self._rate_start is None:
+            self._rate_start = (now, event.step)
+        self._rate_last = (now, event.step)
+        for name, value in event.metrics.items():
+            key = canonical_metric(name)
+            if key in SERIES and math.isfinite(value):
+                self.buffer.add(key, event.step, value)
+
+    def _on_redraw_timer_timeout(self) -> None:
+        if not self.buffer.dirty:
+            return
+        for key in list(self.buffer.dirty):
+            steps, values = self.buffer.series(key)
+            self._curves[key].setData(steps, values)
+        self.buffer.dirty.clear()
+        self.redraw_count += 1
+        # Long runs redraw less often: a 100,000-point curve costs milliseconds per redraw.
+        interval = _REDRAW_MS if self.buffer.count("loss") < _MANY_POINTS else _SLOW_REDRAW_MS
+        if self._redraw_timer.interval() != interval:
+            self._redraw_timer.setInterval(interval)
+
+    def _update_progress(self, status: RunStatus | None = None) -> None:
+        total = self._total_steps
+        if total <= 0:
+            if status is not None:
+                self.progress.setRange(0, 1)
+                self.progress.setFormat(f"{status.value.capitalize()} · step {self._step}")
+            return
+        self.progress.setRange(0, total)
+        self.progress.setValue(min(self._step, total))
+        parts = [f"Step {self._step} / {total}"]
+        if self._paused:
+            parts.append("paused")
+        elif self._rate_start and self._rate_last and self._rate_last[1] > self._rate_start[1]:
+            seconds = self._rate_last[0] - self._rate_start[0]
+            rate = (self._rate_last[1] - self._rate_start[1]) / max(seconds, 1e-6)
+            parts.append(f"{rate:.2f} steps/s")
+            parts.append(f"ETA {_duration((total - self._step) / rate)}")
+        if status is not None and status.is_terminal:
+            parts.append(status.value.capitalize())
+        self.progress.setFormat(" · ".join(parts))
+
+    def _set_controls(self, *, active: bool) -> None:
+        self.stop_button.setEnabled(active)
+        self.pause_button.setEnabled(active)
+        if not active:
+            self.pause_button.setText("Pause")
+
+    # --- following a run from the database ----------------------------------------------------
+
+    def _stop_following(self) -> None:
+        self._follow_timer.stop()
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+
+    def _on_follow_timer_timeout(self) -> None:
+        if self.run_id is None or self._hosted or (self._poll and not self._poll.done):
+            return
+        since = {key: self.buffer.last_step(key) for key in SERIES}
+        self._poll = run_in_thread(
+            _fetch_new_points,
+            self._experiments,
+            self.run_id,
+            since,
+            on_return=self._on_poll_returned,
+        )
+
+    @safe_slot()
+    def _on_poll_returned(
+        self, result: tuple[int, RunStatus, dict[str, list[MetricPoint]]]
+    ) -> None:
+        run_id, status, points = result
+        if run_id != self.run_id or self._hosted:
+            return
+        for key, series in points.items():
+            for point in series:
+                self.buffer.add(key, point.step, point.value)
+                self._step = max(self._step, point.step)
+        self._update_progress(status=status)
+        if status.is_terminal:
+            self._follow_timer.stop()
+            self.run_status_changed.emit(run_id, status.value)
+
+    # --- buttons ------------------------------------------------------------------------------
+
+    def _on_stop_button_clicked(self) -> None:
+        if self.run_id is not None and self._hosted:
+            self.stop_button.setEnabled(False)
+            self.progress.setFormat("stopping…")
+            self.stop_requested.emit(self.run_id)
+
+    def _on_pause_button_clicked(self) -> None:
+        if self.run_id is None or not self._hosted:
+            return
+        if self._paused:
+            self.resume_requested.emit(self.run_id)
+        else:
+            self.pause_requested.emit(self.run_id)
+
+
+def _fetch_new_points(
+    experiments: ExperimentService, run_id: int, since: dict[str, float | None]
+) -> tuple[int, RunStatus, dict[str, list[MetricPoint]]]:
+    """Read a followed run's status and the metric points newer than what is shown."""
+    status = experiments.get_run(run_id).status
+    result: dict[str, list[MetricPoint]] = {}
+    for name in experiments.metric_names(run_id):
+        key = canonical_metric(name)
+        if key not in SERIES:
+            continue
+        last = since.get(key)
+        curve = experiments.metric_curve(run_id, name)
+        result[key] = [point for point in curve if last is None or point.step > last]
+    return run_id, status, result
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _elide(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,146 @@
+"""The runs table: every run in the database, newest first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor
+
+from codetune_studio.core.status import RunStatus
+
+if TYPE_CHECKING:
+    from codetune_studio.core.models import Run
+
+__all__ = ["RunsTableModel"]
+
+_COLUMNS = (
+    "ID",
+    "Name",
+    "Status",
+    "Model",
+    "Dataset",
+    "Owner",
+    "Host",
+    "Started",
+    "Duration",
+    "Note",
+)
+_STATUS_COLOURS = {
+    RunStatus.PENDING: "#6b7280",
+    RunStatus.RUNNING: "#2563eb",
+    RunStatus.FINISHED: "#16a34a",
+    RunStatus.CANCELLED: "#d97706",
+    RunStatus.FAILED: "#dc2626",
+}
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class RunsTableModel(QAbstractTableModel):
+    """Runs as rows; :meth:`set_runs` replaces them, keeping the view's selection by run id."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._runs: list[Run] = []
+
+    def set_runs(self, runs: list[Run]) -> None:
+        """Show these runs (already ordered)."""
+        if [(r.id, r.status, r.ended_at, r.error) for r in runs] == [
+            (r.id, r.status, r.ended_at, r.error) for r in self._runs
+        ]:
+            return
+        self.beginResetModel()
+        self._runs = list(runs)
+        self.endResetModel()
+
+    def run_at(self, row: int) -> Run | None:
+        """The run shown in ``row``, if there is one."""
+        return self._runs[row] if 0 <= row < len(self._runs) else None
+
+    def row_of(self, run_id: int) -> int | None:
+        """The row showing run ``run_id``, if it is shown."""
+        for row, run in enumerate(self._runs):
+            if run.id == run_id:
+                return row
+        return None
+
+    def runs(self) -> list[Run]:
+        """The runs shown, in order."""
+        return list(self._runs)
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._runs)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(_COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return _COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        run = self.run_at(index.row())
+        if run is None:
+            return None
+        column = _COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return _cell(run, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return run.error or _cell(run, column)
+        if role == Qt.ItemDataRole.ForegroundRole and column == "Status":
+            return QColor(_STATUS_COLOURS[run.status])
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in {"ID", "Duration"}:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return run.id
+        return None
+
+
+def _cell(run: Run, column: str) -> str:
+    recipe = run.recipe
+    if column == "ID":
+        return str(run.id)
+    if column == "Name":
+        return run.name
+    if column == "Status":
+        return run.status.value.capitalize()
+    if column == "Model":
+        return str(recipe.get("model", ""))
+    if column == "Dataset":
+        path = str(recipe.get("dataset", {}).get("path", ""))
+        return path.rsplit("/", 1)[-1]
+    if column == "Owner":
+        return run.owner
+    if column == "Host":
+        return run.host
+    if column == "Started":
+        stamp = run.started_at or run.created_at
+        return _local(stamp).strftime("%Y-%m-%d %H:%M")
+    if column == "Duration":
+        return _duration(run)
+    return run.error or ""
+
+
+def _local(stamp: datetime) -> datetime:
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.astimezone()
+
+
+def _duration(run: Run) -> str:
+    if run.started_at is None:
+        return ""
+    end = run.ended_at or datetime.now(UTC)
+    start = run.started_at
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    seconds = max(0, int((end - start).total_seconds()))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

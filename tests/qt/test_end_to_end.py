@@ -1,0 +1,97 @@
+"""The window driving the real worker: sample dataset, starter model, Train, curves, Stop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from codetune_studio.core.status import RunStatus
+from codetune_studio.ui.studio_services import StudioServices, resources_dir
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def tiny_starter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A very small model standing in for the starter model, built once per session."""
+    from codetune_studio.engine.starter import STARTER_NAME, build_tiny_model_and_tokenizer
+
+    folder = tmp_path_factory.mktemp("codetune-tiny-starter") / "models" / STARTER_NAME
+    build_tiny_model_and_tokenizer(folder)
+    return folder
+
+
+def _prepare(
+    make_window: Any, qtbot: Any, services: StudioServices, starter: Path, steps: int
+) -> Any:
+    models = services.paths.data_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / starter.name).symlink_to(starter, target_is_directory=True)
+    window = make_window(stop_grace_s=60.0)
+    sample = str(resources_dir() / "datasets" / "python-instructions.jsonl")
+    assert window.datasets_panel.select_path(sample)
+    with qtbot.waitSignal(window.datasets_panel.dataset_chosen):
+        window.datasets_panel.use_button.click()
+    params = window.parameters_panel
+    assert params.apply_preset("quickstart")
+    assert params.recipe is not None
+    assert params.recipe.dataset.path == sample
+    params.set_model("starter")
+    for key, value in {
+        "training.max_steps": str(steps),
+        "training.per_device_train_batch_size": "2",
+        "training.max_seq_length": "64",
+        "training.eval_steps": "",
+        "training.save_steps": "",
+    }.items():
+        field = params.field(key)
+        field.editor.clear()
+        qtbot.keyClicks(field.editor, value)
+    assert params.is_valid, params.errors
+    return window
+
+
+def test_train_see_the_loss_curve_stop_and_find_the_run_cancelled(
+    make_window: Any, qtbot: Any, services: StudioServices, tiny_starter: Path
+) -> None:
+    window = _prepare(make_window, qtbot, services, tiny_starter, steps=5000)
+    with qtbot.waitSignal(window.run_started, timeout=5000) as started:
+        window.train_button.click()
+    run_id = started.args[0]
+    monitor = window.monitor_panel
+    qtbot.waitUntil(lambda: monitor.point_count("loss") >= 3, timeout=90_000)
+    loss_plot = monitor.plots["loss"]
+    assert loss_plot.objectName() == "lossPlot"
+    curve = loss_plot.getPlotItem().listDataItems()[0]
+    qtbot.waitUntil(lambda: len(curve.getOriginalDataset()[0]) >= 3, timeout=2000)
+    with qtbot.waitSignal(window.run_ended, timeout=60_000) as ended:
+        monitor.stop_button.click()
+    assert ended.args[0].status is RunStatus.CANCELLED
+    window.refresh_runs()
+    model = window.runs_model
+    qtbot.waitUntil(
+        lambda: (
+            model.row_of(run_id) is not None
+            and model.run_at(model.row_of(run_id)).status is RunStatus.CANCELLED
+        ),
+        timeout=5000,
+    )
+    assert model.data(model.index(model.row_of(run_id), 2)) == "Cancelled"
+
+
+def test_a_short_run_finishes(
+    make_window: Any, qtbot: Any, services: StudioServices, tiny_starter: Path
+) -> None:
+    window = _prepare(make_window, qtbot, services, tiny_starter, steps=6)
+    with qtbot.waitSignal(window.run_ended, timeout=90_000) as ended:
+        window.train_button.click()
+    outcome = ended.args[0]
+    assert outcome.status is RunStatus.FINISHED, outcome.reason
+    assert window.monitor_panel.point_count("loss") == 6
+    run = services.experiments.get_run(outcome.run_id)
+    assert run.status is RunStatus.FINISHED
+    assert len(services.experiments.metric_curve(outcome.run_id, "loss")) == 6

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from codetune_studio.core.events import EvalCompleted, MetricsLogged, RunStarted
+from codetune_studio.core.models import MetricPoint
+from codetune_studio.core.status import RunStatus
+from codetune_studio.ui.panels.monitor import MonitorPanel, canonical_metric
+
+if TYPE_CHECKING:
+    from codetune_studio.services.experiments import ExperimentService
+
+
+def _panel(qtbot: Any, experiments: ExperimentService) -> MonitorPanel:
+    panel = MonitorPanel(experiments)
+    qtbot.addWidget(panel)
+    return panel
+
+
+def test_monitor_receives_points_and_redraws_at_most_ten_times_a_second(
+    qtbot: Any, experiments: ExperimentService, tmp_path: Any
+) -> None:
+    panel = _panel(qtbot, experiments)
+    panel.attach_run(1, "demo", hosted=True)
+    events: list[Any] = [RunStarted(run_id=1, total_steps=5000, output_dir=tmp_path)]
+    events += [
+        MetricsLogged(step, {"loss": 1.0 / step, "learning_rate": 1e-3}) for step in range(1, 5001)
+    ]
+    events.append(EvalCompleted(step=100, eval_loss=0.5, perplexity=1.6))
+    before = panel.redraw_count
+    for start in range(0, len(events), 500):  # ten batches, delivered at once
+        panel.add_events(events[start : start + 500])
+    qtbot.waitUntil(lambda: panel.redraw_count > before, timeout=2000)
+    assert panel.redraw_count - before <= 2  # coalesced, not one redraw per batch
+    assert panel.point_count("loss") == 5000
+    assert panel.point_count("eval_loss") == 1
+    loss_curve = panel.plots["loss"].getPlotItem().listDataItems()[0]
+    assert len(loss_curve.getOriginalDataset()[0]) == 5000
+    assert panel.progress.value() == 5000
+    assert panel.plots["loss"].objectName() == "lossPlot"
+    assert panel.stop_button.objectName() == "stopButton"
+    assert panel.progress.objectName() == "runProgress"
+
+
+def test_stop_and_pause_buttons_emit_requests_for_a_hosted_run(
+    qtbot: Any, experiments: ExperimentService
+) -> None:
+    panel = _panel(qtbot, experiments)
+    assert not panel.stop_button.isEnabled()
+    panel.attach_run(7, "demo", hosted=True)
+    with qtbot.waitSignal(panel.pause_requested) as paused:
+        panel.pause_button.click()
+    assert paused.args == [7]
+    panel.set_paused(True)
+    assert panel.pause_button.text() == "Resume"
+    with qtbot.waitSignal(panel.resume_requested):
+        panel.pause_button.click()
+    with qtbot.waitSignal(panel.stop_requested) as stopped:
+        panel.stop_button.click()
+    assert stopped.args == [7]
+
+
+def test_monitor_follows_a_run_from_the_database(
+    qtbot: Any, experiments: ExperimentService
+) -> None:
+    run = experiments.create_run("terminal-run", {"training": {"max_steps": 10}})
+    experiments.start_run(run.id, pid=1234, host="elsewhere")
+    experiments.record_metrics(
+        run.id, [MetricPoint(step, "train/loss", 2.0 - step / 10, 0.0) for step in range(1, 4)]
+    )
+    panel = _panel(qtbot, experiments)
+    panel.follow_run(experiments.get_run(run.id))
+    qtbot.waitUntil(lambda: panel.point_count("loss") == 3, timeout=5000)
+    assert not panel.stop_button.isEnabled()  # someone else's run: no stop from here
+    experiments.finish_run(run.id, RunStatus.FINISHED)
+    with qtbot.waitSignal(panel.run_status_changed, timeout=5000) as changed:
+        panel._on_follow_timer_timeout()
+    assert changed.args == [run.id, "FINISHED"]
+    panel.shutdown()
+
+
+def test_metric_names_are_canonicalised() -> None:
+    assert canonical_metric("train/loss") == "loss"
+    assert canonical_metric("eval/loss") == "eval_loss"
+    assert canonical_metric("eval_loss") == "eval_loss"
+    assert canonical_metric("lr") == "learning_rate"
