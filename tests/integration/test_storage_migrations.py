@@ -143,3 +143,33 @@ def test_sqlite_store_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -
     # WAL mode is stored in the file itself, so any other reader sees it too.
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_schema_head_constant_names_the_newest_migration_script() -> None:
+    from alembic.script import ScriptDirectory
+
+    from codetune_studio.storage.db import SCHEMA_HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+def test_opening_an_up_to_date_database_does_not_load_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'studio.db'}"
+    code = (
+        "import sys\n"
+        "from codetune_studio.storage.db import Database\n"
+        f"db = Database.connect({url!r})\n"
+        "db.upgrade()\n"
+        "first = 'alembic' in sys.modules\n"
+        "for name in [m for m in sys.modules if m.startswith('alembic')]:\n"
+        "    del sys.modules[name]\n"
+        "db.upgrade()\n"
+        "print(first, 'alembic' in sys.modules, db.current_revision())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["True", "False", "0001"]

@@ -15,11 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
@@ -32,8 +27,12 @@ from codetune_studio.storage.orm import Base
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+
 __all__ = [
     "MIGRATIONS_DIR",
+    "SCHEMA_HEAD",
     "Database",
     "DatabaseUnreachableError",
     "alembic_config",
@@ -46,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 #: The Alembic script folder shipped inside the package.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: The newest migration in ``migrations/versions``; a test keeps the two in step.
+SCHEMA_HEAD = "0001"
+_VERSION_TABLE = "alembic_version"
 
 #: Key of the PostgreSQL advisory lock that serialises schema upgrades across studios.
 #: Any fixed 64-bit number works; this one spells "codetune" in ASCII, to be recognisable in
@@ -146,6 +148,8 @@ def alembic_config(url: str | URL | None = None) -> Config:
     Returns:
         A config whose ``script_location`` is the package's migrations folder.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url is not None:
@@ -153,6 +157,17 @@ def alembic_config(url: str | URL | None = None) -> Config:
         rendered = normalize_url(url).render_as_string(hide_password=False)
         config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
     return config
+
+
+def _stamped_revision(conn: Connection) -> str | None:
+    """The revision Alembic stamped into the database, read without importing Alembic."""
+    if not inspect(conn).has_table(_VERSION_TABLE):
+        return None
+    revisions = conn.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalars().all()  # noqa: S608 - a constant name
+    if len(revisions) > 1:
+        msg = f"The database has several schema heads ({', '.join(revisions)}); it needs repair."
+        raise StorageError(msg)
+    return revisions[0] if revisions else None
 
 
 def _target(url: URL) -> str:
@@ -301,13 +316,9 @@ class Database:
         """The newest schema revision this studio ships.
 
         Returns:
-            The Alembic head revision id.
+            The Alembic head revision id (:data:`SCHEMA_HEAD`).
         """
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        if head is None:  # pragma: no cover - the package always ships a migration
-            msg = "The studio's migration scripts are missing; reinstall CodeTune Studio."
-            raise StorageError(msg)
-        return head
+        return SCHEMA_HEAD
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at.
@@ -320,7 +331,7 @@ class Database:
         """
         try:
             with self._engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
+                return _stamped_revision(conn)
         except DBAPIError as exc:
             raise self._wrap(exc) from exc
 
@@ -337,6 +348,13 @@ class Database:
             StorageError: If a migration fails (nothing is changed on PostgreSQL, whose DDL is
                 transactional), or the database was made by a newer studio.
         """
+        current = self.current_revision()
+        if current == SCHEMA_HEAD:
+            # The common start: nothing to apply, so Alembic (slow to import) is never loaded.
+            return current, current
+        from alembic import command
+        from alembic.util.exc import CommandError
+
         config = alembic_config()
         with self._upgrade_lock:
             try:
@@ -344,10 +362,10 @@ class Database:
                     if self.dialect == "postgresql":
                         conn.execute(text(f"SET LOCAL lock_timeout = '{_MIGRATION_LOCK_TIMEOUT}'"))
                         conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
-                    before = MigrationContext.configure(conn).get_current_revision()
+                    before = _stamped_revision(conn)
                     config.attributes["connection"] = conn
                     command.upgrade(config, "head")
-                    after = MigrationContext.configure(conn).get_current_revision()
+                    after = _stamped_revision(conn)
             except CommandError as exc:
                 msg = (
                     f"The database at {self.url_masked} has a schema this studio does not know "
@@ -409,8 +427,8 @@ class Database:
         counts: dict[str, int] = {}
         try:
             with self._engine.connect() as conn:
-                revision = MigrationContext.configure(conn).get_current_revision()
                 existing = set(inspect(conn).get_table_names())
+                revision = _stamped_revision(conn) if _VERSION_TABLE in existing else None
                 for table in Base.metadata.sorted_tables:
                     if table.name in existing:
                         count = conn.execute(select(func.count()).select_from(table)).scalar_one()
