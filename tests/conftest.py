@@ -15,10 +15,18 @@ import importlib.abc
 import logging
 import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from keyring.backend import KeyringBackend
+
+#: Shared fixtures for engine tests (a tiny model and tokenizer built from a config).
+pytest_plugins = ["tests.engine_fixtures"]
 
 POSTGRES_URL_ENV = "CODETUNE_TEST_POSTGRES_URL"
 HEADLESS_ENV = "CODETUNE_HEADLESS_TESTS"
@@ -57,8 +65,15 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "studio"
     monkeypatch.setenv("CODETUNE_DATA_DIR", str(home))
     monkeypatch.delenv("CODETUNE_CONFIG_DIR", raising=False)
-    for name in ("CODETUNE_DATABASE_URL", "DATABASE_URL", "LOG_LEVEL", "LOG_FILE",
-                 "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN"):
+    for name in (
+        "CODETUNE_DATABASE_URL",
+        "DATABASE_URL",
+        "LOG_LEVEL",
+        "LOG_FILE",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "HF_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 
@@ -70,7 +85,6 @@ def memory_keyring(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     import keyring
-    from keyring.backend import KeyringBackend
 
     from tests.helpers import MemoryKeyring
 

@@ -1,0 +1,177 @@
+"""``codetune-studio dataset inspect``: what a dataset holds, before training on it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codetune_studio.cli.context import CliContext, echo
+from codetune_studio.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from codetune_studio.cli.types import Subparsers
+    from codetune_studio.engine.data import DatasetReport
+
+__all__ = ["format_report", "register"]
+
+logger = logging.getLogger(__name__)
+
+_FORMATS = ("auto", "alpaca", "chat", "sharegpt", "completion", "text", "code")
+_LISTED = 50  # duplicates shown in the text report; --json lists them all
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add the ``dataset`` command and its ``inspect`` subcommand."""
+    parser = subparsers.add_parser("dataset", help="inspect datasets before training on them")
+    commands = parser.add_subparsers(title="dataset commands", metavar="COMMAND", required=True)
+    inspect = commands.add_parser(
+        "inspect",
+        help="show a dataset's format, size, token lengths and problem rows",
+        description="Read a dataset the way training will and report its detected format, row "
+        "count, token-length statistics, rows that would be truncated, empty and duplicate rows, "
+        "and every dropped row with its reason and file:line. A malformed file exits with "
+        "status 2 and one line naming the file, the line, what was found and what was expected.",
+    )
+    inspect.add_argument("path", metavar="PATH", help="a file, a folder of code files, or a hub id")
+    inspect.add_argument("--format", choices=_FORMATS, default="auto", help="record layout")
+    inspect.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="map a format field to a column of the file, e.g. prompt=question (repeatable)",
+    )
+    inspect.add_argument(
+        "--model",
+        metavar="M",
+        help="count tokens with this model's tokenizer: 'starter', a model folder or a hub id "
+        "(default: the starter model if it is already built, else count characters)",
+    )
+    inspect.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=512,
+        metavar="N",
+        help="report examples longer than N tokens (default: 512)",
+    )
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON")
+    inspect.set_defaults(handler=_inspect)
+
+
+def _inspect(args: argparse.Namespace, context: CliContext) -> int:
+    from codetune_studio.core.recipe import DatasetSpec
+    from codetune_studio.engine.data import inspect_dataset
+
+    if args.max_seq_length < 1:
+        raise ConfigError(f"--max-seq-length: got {args.max_seq_length}, must be >= 1")
+    if not args.path.strip():
+        raise ConfigError("PATH: must not be empty")
+    spec = DatasetSpec(path=args.path, format=args.format, columns=_columns(args.column))
+    tokenizer, tokenizer_name = _tokenizer(args.model, context)
+    report = inspect_dataset(spec, tokenizer, max_seq_length=args.max_seq_length)
+    if args.json:
+        echo(json.dumps({**report.to_dict(), "tokenizer": tokenizer_name}, indent=2))
+    else:
+        echo(format_report(report, tokenizer_name=tokenizer_name, detected=args.format == "auto"))
+    return 0
+
+
+def format_report(
+    report: DatasetReport, *, tokenizer_name: str | None, detected: bool = False
+) -> str:
+    """The report as aligned, readable text.
+
+    Args:
+        report: What :func:`~codetune_studio.engine.data.inspect_dataset` found.
+        tokenizer_name: The model whose tokenizer counted tokens, or ``None`` (characters).
+        detected: Whether the format was detected rather than given.
+
+    Returns:
+        Lines of text, without a trailing newline.
+    """
+    kept = f"{report.rows} read, {report.examples} kept, {len(report.dropped)} dropped"
+    lines = [
+        f"Dataset      {report.path}",
+        f"Format       {report.format}{' (detected)' if detected else ''}",
+        f"Rows         {kept}",
+        f"Empty rows   {report.empty_rows}",
+        f"Duplicates   {report.duplicate_rows} (kept)",
+    ]
+    stats = report.lengths
+    if stats is not None:
+        counted = f"tokens, {tokenizer_name} tokenizer" if tokenizer_name else stats.unit
+        lines.append(
+            f"Lengths      min {stats.min}, mean {stats.mean}, p50 {stats.p50}, p95 {stats.p95}, "
+            f"max {stats.max} ({counted})"
+        )
+    if tokenizer_name:
+        lines.append(
+            f"Truncated    {report.truncated} longer than max_seq_length {report.max_seq_length}"
+        )
+    else:
+        lines.append("Truncated    unknown: pass --model to count tokens")
+    lines.append(f"Fingerprint  {report.fingerprint[:16]}")
+    if report.dropped:
+        lines += ["", f"Dropped rows ({len(report.dropped)}):"]
+        lines += [f"  {row.source}: {row.reason}" for row in report.dropped]
+    if report.duplicates:
+        lines += ["", f"Duplicate rows ({len(report.duplicates)}):"]
+        lines += [f"  {row.source}: same as {row.same_as}" for row in report.duplicates[:_LISTED]]
+        if len(report.duplicates) > _LISTED:
+            lines.append(f"  ... and {len(report.duplicates) - _LISTED} more (--json lists all)")
+    return "\n".join(lines)
+
+
+def _columns(items: list[str]) -> dict[str, str]:
+    columns: dict[str, str] = {}
+    for item in items:
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise ConfigError(
+                f"--column: got {item!r}, expected FIELD=COLUMN, e.g. prompt=question"
+            )
+        columns[field.strip()] = column.strip()
+    return columns
+
+
+def _tokenizer(model: str | None, context: CliContext) -> tuple[Any, str | None]:
+    from codetune_studio.engine.starter import is_starter_cached, resolve_model
+
+    data_dir = context.paths.data_dir
+    if model is None:
+        if not is_starter_cached(data_dir):
+            return None, None
+        model = "starter"
+    location = resolve_model(
+        model, data_dir=data_dir, offline=context.offline, on_progress=_progress_bar()
+    )
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(location), local_files_only=context.offline or isinstance(location, Path)
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--model: cannot load the tokenizer of {model}: {exc}") from None
+    return tokenizer, model
+
+
+def _progress_bar(width: int = 30) -> Callable[[int, int, str], None]:
+    """A one-line progress bar on stderr, for the starter model's first build."""
+
+    def show(done: int, total: int, message: str) -> None:
+        share = done / total if total else 1.0
+        filled = int(share * width)
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(f"\rstarter model [{bar}] {share:4.0%} {message[:60]:<60}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show

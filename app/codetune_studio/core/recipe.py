@@ -1,0 +1,445 @@
+"""The training recipe: what to train, on what data, and how.
+
+A recipe is a validated, immutable pydantic model read from YAML or JSON. Its field names follow
+Hugging Face's (``learning_rate``, ``per_device_train_batch_size``, ``lora_alpha``...) so that users
+coming from ``transformers`` and ``peft`` feel at home. Every validation problem is reported in one
+:class:`~codetune_studio.core.errors.ConfigError` whose message names the key path, the value, what is
+allowed and, for a misspelt key, the nearest valid one.
+
+This module imports no ML library: the window's parameter form is generated from its JSON schema.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from codetune_studio.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
+__all__ = [
+    "CURRENT_SCHEMA_VERSION",
+    "DatasetFormat",
+    "DatasetSpec",
+    "LoraSpec",
+    "Method",
+    "Precision",
+    "SchedulerType",
+    "TrainingRecipe",
+    "TrainingSpec",
+    "apply_overrides",
+    "load_recipe",
+    "parse_recipe",
+    "recipe_hash",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The recipe layout this code writes and reads. Older layouts go through a migration first.
+CURRENT_SCHEMA_VERSION = 1
+
+Method = Literal["lora", "dora", "qlora", "full", "prompt_tuning"]
+DatasetFormat = Literal["auto", "alpaca", "chat", "sharegpt", "completion", "text", "code"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+SchedulerType = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def _reject_bool(value: object) -> object:
+    # YAML turns "yes"/"on" into True, and pydantic's lax mode would then read it as 1.0.
+    if isinstance(value, bool):
+        raise ValueError("must be a number")  # noqa: TRY004 - pydantic wants ValueError
+    return value
+
+
+# Whole numbers and switches are strict (no True -> 1, no "5" -> 5); numbers stay lax because
+# PyYAML reads 2e-4 (no dot) as a string, and users write it that way.
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Float = Annotated[float, BeforeValidator(_reject_bool)]
+
+
+class DatasetSpec(BaseModel):
+    """Where the training data comes from and how to read it."""
+
+    model_config = _FROZEN
+
+    path: str = Field(
+        min_length=1,
+        description="A JSON, JSONL, CSV, Parquet or text file, a folder of code files, or a hub id.",
+    )
+    format: DatasetFormat = Field("auto", description="Record layout; 'auto' detects it.")
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Maps the format's field names to the file's, e.g. {prompt: question}.",
+    )
+    validation_split: Float = Field(
+        0.1, ge=0.0, lt=0.5, description="Share of rows held out for evaluation."
+    )
+
+
+class TrainingSpec(BaseModel):
+    """Optimisation settings, named as in ``transformers.TrainingArguments``.
+
+    ``max_steps``, when set, wins over ``num_train_epochs`` (as in ``transformers``); at least one
+    of the two must be set.
+    """
+
+    model_config = _FROZEN
+
+    max_steps: Int | None = Field(None, ge=1, description="Optimizer steps to run.")
+    num_train_epochs: Float | None = Field(
+        3.0, gt=0.0, description="Passes over the data, used when max_steps is not set."
+    )
+    learning_rate: Float = Field(2.0e-4, gt=0.0, le=1.0)
+    per_device_train_batch_size: Int = Field(8, ge=1, le=4096)
+    gradient_accumulation_steps: Int = Field(1, ge=1, le=4096)
+    max_seq_length: Int = Field(512, ge=8, le=1_048_576)
+    packing: Bool = True
+    train_on_completions_only: Bool = True
+    warmup_ratio: Float = Field(0.03, ge=0.0, lt=1.0)
+    lr_scheduler_type: SchedulerType = "cosine"
+    weight_decay: Float = Field(0.0, ge=0.0)
+    seed: Int = Field(42, ge=0, lt=2**32)
+    precision: Precision = "auto"
+    gradient_checkpointing: Bool = False
+    eval_steps: Int | None = Field(50, ge=1, description="Evaluate every N steps; null: never.")
+    save_steps: Int | None = Field(50, ge=1, description="Checkpoint every N steps; null: never.")
+    save_total_limit: Int | None = Field(
+        3, ge=1, description="Checkpoints kept (newest first); null: keep all."
+    )
+    logging_steps: Int = Field(1, ge=1)
+    max_grad_norm: Float = Field(1.0, ge=0.0, description="Gradient clipping; 0 disables it.")
+
+    @model_validator(mode="after")
+    def _check_length(self) -> TrainingSpec:
+        if self.max_steps is None and self.num_train_epochs is None:
+            raise ValueError("set max_steps or num_train_epochs")
+        return self
+
+
+class LoraSpec(BaseModel):
+    """LoRA (and DoRA/QLoRA) adapter settings, named as in ``peft.LoraConfig``."""
+
+    model_config = _FROZEN
+
+    r: Int = Field(8, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: Int = Field(16, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: Float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: Literal["auto"] | list[str] = Field(
+        "auto", description="'auto' detects the attention/MLP projections, or a list of names."
+    )
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _check_targets(cls, value: object) -> object:
+        # Checked by hand: a union's own errors list one problem per member, which reads badly.
+        if value == "auto":
+            return value
+        if (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(item, str) and item for item in value)
+        ):
+            return list(value)
+        raise ValueError("must be 'auto' or a non-empty list of module names")
+
+
+class TrainingRecipe(BaseModel):
+    """Everything a training run needs, as a user writes it in a recipe file."""
+
+    model_config = _FROZEN
+
+    schema_version: Int = Field(CURRENT_SCHEMA_VERSION, description="Recipe layout version.")
+    name: str | None = Field(None, description="A label for runs made from this recipe.")
+    model: str = Field(
+        "starter",
+        min_length=1,
+        description="'starter', a local model folder, or a hub id (network needed once).",
+    )
+    method: Method = "lora"
+    dataset: DatasetSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    output_dir: Path | None = Field(None, description="Default: <data dir>/runs/<run id>.")
+    trust_remote_code: Bool = Field(False, description="Run model code from the model's folder.")
+    allow_pickle: Bool = Field(
+        False, description="Load pickled (.bin) weights; only safetensors otherwise."
+    )
+
+    @field_validator("schema_version")
+    @classmethod
+    def _check_version(cls, value: int) -> int:
+        if value != CURRENT_SCHEMA_VERSION:
+            raise ValueError(f"must be {CURRENT_SCHEMA_VERSION} (this studio's recipe version)")
+        return value
+
+
+# --- reading and validating -------------------------------------------------------------------
+
+
+def parse_recipe(data: Mapping[str, Any], *, source: str) -> TrainingRecipe:
+    """Validate a recipe given as plain data (a parsed YAML or JSON document).
+
+    Args:
+        data: The recipe's keys and values.
+        source: Where the data came from (a file name, ``"--set"``), used in the error message.
+
+    Returns:
+        The validated recipe.
+
+    Raises:
+        ConfigError: If the data is not a mapping or any key or value is invalid; the message
+            lists every problem.
+    """
+    try:
+        return TrainingRecipe.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"{source}: invalid recipe: " + "; ".join(problems)) from None
+
+
+def load_recipe(path: Path) -> TrainingRecipe:
+    """Read and validate a recipe file (YAML, or JSON by its ``.json`` suffix).
+
+    A relative ``dataset.path`` or ``model`` that exists next to the recipe file is made absolute,
+    so a recipe can name its data relative to itself and still run from any folder. Otherwise it is
+    kept as written (relative to the working folder, or a hub id).
+
+    Args:
+        path: The recipe file.
+
+    Returns:
+        The validated recipe.
+
+    Raises:
+        ConfigError: If the file cannot be read or parsed, or the recipe is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Recipe file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read recipe {path}: {exc.strerror or exc}") from None
+    data = _parse_document(text, path)
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{path}: a recipe must be a mapping of keys to values, got {_kind(data)}"
+        )
+    return parse_recipe(_anchor_paths(dict(data), path.parent), source=str(path))
+
+
+def apply_overrides(recipe: TrainingRecipe, overrides: Sequence[str]) -> TrainingRecipe:
+    """Return a copy of ``recipe`` with ``key.path=value`` overrides applied and re-validated.
+
+    Values are parsed as YAML scalars, so ``training.max_steps=5`` sets an integer,
+    ``training.packing=false`` a boolean and ``output_dir=null`` clears a value.
+
+    Args:
+        recipe: The recipe to start from.
+        overrides: Items such as ``"training.max_steps=5"`` or ``"lora.target_modules=[q, v]"``.
+
+    Returns:
+        The changed, validated recipe (``recipe`` itself is unchanged).
+
+    Raises:
+        ConfigError: If an item is not ``key=value``, names an unknown key, or gives an invalid
+            value.
+    """
+    data: dict[str, Any] = recipe.model_dump(mode="json")
+    problems: list[str] = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(f"{item!r}: expected key=value, e.g. training.max_steps=5")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw  # not a YAML scalar: keep the text and let validation judge it
+        problem = _set_path(data, key.split("."), value)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ConfigError("--set: " + "; ".join(problems))
+    return parse_recipe(data, source="--set")
+
+
+def recipe_hash(recipe: TrainingRecipe) -> str:
+    """A stable fingerprint of what a recipe trains (its ``name`` excluded).
+
+    Args:
+        recipe: The recipe.
+
+    Returns:
+        A 64-character hexadecimal SHA-256 of the recipe's canonical JSON.
+    """
+    payload = recipe.model_dump(mode="json", exclude={"name"})
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _parse_document(text: str, path: Path) -> object:
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {reason}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the recipe is empty; it needs at least a 'dataset' section")
+    return data
+
+
+def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    dataset = data.get("dataset")
+    if isinstance(dataset, Mapping) and isinstance(dataset.get("path"), str):
+        anchored = _anchor(dataset["path"], base)
+        if anchored is not None:
+            data["dataset"] = {**dataset, "path": anchored}
+    model = data.get("model")
+    if isinstance(model, str) and model != "starter":
+        anchored = _anchor(model, base)
+        if anchored is not None:
+            data["model"] = anchored
+    return data
+
+
+def _anchor(value: str, base: Path) -> str | None:
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute() or not value:
+        return None
+    beside = base / candidate
+    return str(beside.resolve()) if beside.exists() else None
+
+
+def _set_path(data: dict[str, Any], parts: list[str], value: object) -> str | None:
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(child, dict):
+            dotted = ".".join(parts[: depth + 1])
+            if isinstance(node, dict) and part not in node:
+                return f"{dotted}: unknown key{_suggest(part, node.keys())}"
+            return f"{dotted}: is not a section, cannot set {'.'.join(parts)}"
+        node = child
+    # An unknown last key is left for validation, which names it with a suggestion.
+    node[parts[-1]] = value
+    return None
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The recipe section a location points into, to suggest its field names."""
+    model: type[BaseModel] = TrainingRecipe
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _suggest(key: str, choices: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+_BOUNDS = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
+}
+
+_TYPE_WORDS = {
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping of names to names",
+    "model_type": "must be a section (a mapping of keys to values)",
+    "model_attributes_type": "must be a section (a mapping of keys to values)",
+    "list_type": "must be a list",
+    "path_type": "must be a folder path",
+    "string_too_short": "must not be empty",
+    "finite_number": "must be a finite number",
+}
+
+
+def _describe(error: ErrorDetails) -> str:
+    """One problem as ``key.path: got VALUE, must be ...``."""
+    loc = error["loc"]
+    where = ".".join(str(part) for part in loc) or "recipe"
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        section = _model_at(loc[:-1])
+        choices = section.model_fields if section is not None else {}
+        return f"{where}: unknown key{_suggest(str(loc[-1]), choices)}"
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    if kind in _BOUNDS:
+        symbol, name = _BOUNDS[kind]
+        return f"{where}: got {_show(value)}, must be {symbol} {ctx.get(name)}"
+    if kind == "literal_error":
+        return f"{where}: got {_show(value)}, must be one of {ctx.get('expected')}"
+    if kind in _TYPE_WORDS:
+        return f"{where}: got {_show(value)}, {_TYPE_WORDS[kind]}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "value_error" and (not loc or isinstance(value, Mapping)):
+        return f"{where}: {message}" if loc else message
+    return f"{where}: got {_show(value)}, {message}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__

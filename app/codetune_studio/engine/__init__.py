@@ -1,0 +1,1 @@
+"""The headless trainer: data, packing, the Accelerate/PEFT loop, checkpoints, event sinks."""
