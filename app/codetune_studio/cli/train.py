@@ -1,0 +1,275 @@
+"""``codetune-studio train RECIPE``: a headless training run with a progress bar.
+
+The run goes through the same engine as the window's worker. Until the database records runs,
+a run id is a timestamp and a run lives in ``<data dir>/runs/<run id>``. Ctrl+C stops at the next
+optimizer step, saves a checkpoint and exits 130; a second Ctrl+C exits at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codetune_studio.cli.context import CliContext, echo, echo_error
+from codetune_studio.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import argparse
+    from types import FrameType
+
+    from codetune_studio.cli.types import Subparsers
+    from codetune_studio.core.cancel import CancelToken
+    from codetune_studio.core.events import Event
+    from codetune_studio.core.recipe import TrainingRecipe
+
+__all__ = ["new_run_id", "register", "resolve_resume"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_CANCELLED = 130
+_RECIPE_SNAPSHOT = "recipe.json"
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add the ``train`` command."""
+    parser = subparsers.add_parser(
+        "train",
+        help="fine-tune a model from a recipe, headless",
+        description="Train from a recipe file. Exit status: 0 finished, 1 failed, "
+        "2 bad recipe or arguments, 130 cancelled (after checkpointing).",
+    )
+    parser.add_argument("recipe", type=Path, help="recipe file (YAML or JSON)")
+    parser.add_argument(
+        "--resume",
+        metavar="ID|latest|PATH",
+        help="continue a run exactly: its run id, 'latest', a run folder or a checkpoint folder",
+    )
+    parser.add_argument("--max-steps", type=int, metavar="N", help="override training.max_steps")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set training.learning_rate=1e-4 (repeatable)",
+    )
+    parser.add_argument("--output-dir", type=Path, help="where the run writes (default: per run)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``20261126-134055-3f2a``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def resolve_resume(value: str, runs_dir: Path) -> tuple[str, Path, Path]:
+    """Find the checkpoint ``--resume`` means.
+
+    Args:
+        value: A run id, ``latest``, a run folder or a ``checkpoint-N`` folder.
+        runs_dir: The folder holding one folder per run.
+
+    Returns:
+        ``(run id, run folder, checkpoint folder)``.
+
+    Raises:
+        ConfigError: If nothing to resume is found; the message says where it looked.
+    """
+    from codetune_studio.engine.checkpoint import (
+        TRAINER_STATE,
+        find_checkpoints,
+        latest_checkpoint,
+    )
+
+    if value == "latest":
+        candidates = [
+            (found[-1].stat().st_mtime, run, found[-1])
+            for run in (runs_dir.iterdir() if runs_dir.is_dir() else [])
+            if (found := find_checkpoints(run))
+        ]
+        if not candidates:
+            raise ConfigError(f"--resume latest: no run with a checkpoint in {runs_dir}")
+        _, run, checkpoint = max(candidates)
+        return run.name, run, checkpoint
+    path = Path(value).expanduser()
+    if (path / TRAINER_STATE).is_file():
+        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        return run.name, run, path
+    run = path if path.is_dir() else runs_dir / value
+    newest = latest_checkpoint(run)
+    if newest is None:
+        raise ConfigError(
+            f"--resume {value}: no checkpoint in {run}; give a run id from {runs_dir}, "
+            "'latest', or a checkpoint-N folder"
+        )
+    return run.name, run, newest
+
+
+def _run(args: argparse.Namespace, context: CliContext) -> int:
+    from codetune_studio.core.cancel import CancelToken
+    from codetune_studio.core.recipe import apply_overrides, load_recipe
+
+    recipe = load_recipe(args.recipe)
+    overrides = list(args.overrides)
+    if args.max_steps is not None:
+        overrides.append(f"training.max_steps={args.max_steps}")
+    if overrides:
+        recipe = apply_overrides(recipe, overrides)
+    runs_dir = context.paths.runs_dir
+    resume: Path | None = None
+    if args.resume:
+        run_id, run_dir, resume = resolve_resume(args.resume, runs_dir)
+        output_dir = args.output_dir or run_dir
+    else:
+        run_id = new_run_id()
+        output_dir = args.output_dir or recipe.output_dir or runs_dir / run_id
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / _RECIPE_SNAPSHOT).write_text(recipe.model_dump_json(indent=2), encoding="utf-8")
+    echo(f"Run {run_id}: writing to {output_dir}")
+    if resume is not None:
+        echo(f"Resuming from {resume}")
+    cancel = CancelToken()
+    handler = _interrupt_handler(cancel)
+    # SIGTERM too: a scheduler or `timeout` stopping the run gets a checkpoint as well.
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _train(recipe, cancel, run_id, output_dir, resume, context, args.no_progress)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _train(
+    recipe: TrainingRecipe,
+    cancel: CancelToken,
+    run_id: str,
+    output_dir: Path,
+    resume: Path | None,
+    context: CliContext,
+    no_progress: bool,
+) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from codetune_studio.core.status import RunStatus
+    from codetune_studio.engine.run import run_training
+    from codetune_studio.engine.sinks import CallbackSink
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours is the only bar
+    progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
+    result = run_training(
+        recipe,
+        CallbackSink(progress.on_event, progress.close),
+        cancel,
+        run_id=run_id,
+        output_dir=output_dir,
+        data_dir=context.paths.data_dir,
+        resume_from=resume,
+        offline=context.offline,
+    )
+    progress.close()
+    loss = f", loss {result.train_loss:.4f}" if result.train_loss is not None else ""
+    if result.eval_loss is not None:
+        loss += f", eval loss {result.eval_loss:.4f}"
+    if result.status is RunStatus.FINISHED:
+        echo(f"Finished run {run_id} at step {result.final_step}{loss}.")
+        echo(f"Adapter: {result.adapter_path}")
+        return 0
+    if result.status is RunStatus.CANCELLED:
+        echo(f"Cancelled run {run_id} at step {result.final_step}{loss}.")
+        if result.checkpoint_path is not None:
+            echo(f"Checkpoint: {result.checkpoint_path}")
+            echo(f"Continue with: codetune-studio train RECIPE --resume {run_id}")
+        return EXIT_CANCELLED
+    echo_error(f"run {run_id} failed at step {result.final_step}: {result.error}")
+    return 1
+
+
+def _interrupt_handler(cancel: CancelToken) -> Any:
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt  # second Ctrl+C: stop now, without a checkpoint
+        sys.stderr.write(
+            "\nStopping after this step and saving a checkpoint (Ctrl+C again to quit).\n"
+        )
+        cancel.cancel()
+
+    return handle
+
+
+class _Progress:
+    """A tqdm bar on stderr fed by the engine's events; plain lines when not a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._started = False
+        self._bar: Any = None
+
+    def on_event(self, event: Event) -> None:
+        """Update the bar (or print a line) for one event."""
+        from codetune_studio.core.events import (
+            CheckpointSaved,
+            EvalCompleted,
+            LogRecorded,
+            MetricsLogged,
+            RunStarted,
+        )
+
+        if isinstance(event, RunStarted):
+            self._started = True
+            self._start(event.total_steps, event.resumed_from_step)
+        elif isinstance(event, MetricsLogged):
+            self._metrics(event.step, event.metrics)
+        elif isinstance(event, EvalCompleted):
+            self._write(
+                f"step {event.step}: eval loss {event.eval_loss:.4f}, "
+                f"perplexity {event.perplexity:.2f}"
+            )
+        elif isinstance(event, CheckpointSaved):
+            self._write(f"step {event.step}: checkpoint {event.path}")
+        elif isinstance(event, LogRecorded) and (
+            event.level in {"WARNING", "ERROR"} or not self._started
+        ):
+            # Setup messages (model, data, starter build) until training starts; then only
+            # problems, so the bar stays readable.
+            self._write(f"{event.level.lower()}: {event.message}")
+
+    def _start(self, total: int, initial: int) -> None:
+        if not self._enabled:
+            return
+        # tqdm ships no type stubs; it comes with transformers.
+        tqdm = importlib.import_module("tqdm.auto").tqdm
+        self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+    def _metrics(self, step: int, metrics: dict[str, float]) -> None:
+        if self._bar is None:
+            self._write(
+                f"step {step}: loss {metrics.get('loss', float('nan')):.4f}, "
+                f"{metrics.get('tokens_per_second', 0.0):.0f} tokens/s"
+            )
+            return
+        self._bar.set_postfix(
+            loss=f"{metrics.get('loss', float('nan')):.4f}",
+            tok_s=f"{metrics.get('tokens_per_second', 0.0):.0f}",
+            refresh=False,
+        )
+        self._bar.update(step - self._bar.n)
+
+    def _write(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            sys.stderr.write(line + "\n")
+
+    def close(self) -> None:
+        """Close the bar (idempotent)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
