@@ -54,11 +54,17 @@ def test_cli_stores_reads_and_deletes_a_key_in_gnome_keyring(tmp_path: Path) -> 
         {cli} keys list
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "OPENAI", "XDG_RUNTIME"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "OPENAI", "XDG_RUNTIME"))
+    }
     env |= {"HOME": str(home), "XDG_DATA_HOME": str(home / ".local/share"), "LOG_LEVEL": "DEBUG"}
     result = subprocess.run(
         ["dbus-run-session", "--", "sh", "-c", script],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout

@@ -48,12 +48,18 @@ def test_calling_twice_does_not_duplicate_lines() -> None:
 def test_file_rotates_instead_of_growing_without_bound(tmp_path: Path) -> None:
     log_file = tmp_path / "studio.log"
     configure_logging("INFO", log_file=log_file, console=None)
-    handler = next(h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.RotatingFileHandler))
+    handler = next(
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.handlers.RotatingFileHandler)
+    )
     assert 0 < handler.maxBytes <= 10 * 1024 * 1024
     assert handler.backupCount >= 1
 
 
-@pytest.mark.parametrize(("name", "level"), [("debug", 10), ("WARNING", 30), (" error ", 40), (20, 20)])
+@pytest.mark.parametrize(
+    ("name", "level"), [("debug", 10), ("WARNING", 30), (" error ", 40), (20, 20)]
+)
 def test_parse_level_accepts_names_in_any_case(name: str | int, level: int) -> None:
     assert parse_level(name) == level
 

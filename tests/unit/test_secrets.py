@@ -44,7 +44,7 @@ def test_missing_key_says_how_to_set_it() -> None:
 
 
 def test_without_a_keyring_backend_nothing_is_written_anywhere(tmp_path, monkeypatch) -> None:
-    keyring.set_keyring(fail.Keyring())
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SecretError, match="No usable OS keyring") as raised:
         KeyringSecretStore().set("openai", SecretStr(SECRET))
@@ -67,7 +67,9 @@ def test_delete_reports_whether_a_key_was_there() -> None:
     assert store.info("openai").is_set is False
 
 
-@pytest.mark.parametrize("store", [KeyringSecretStore(), MemorySecretStore()], ids=["keyring", "memory"])
+@pytest.mark.parametrize(
+    "store", [KeyringSecretStore(), MemorySecretStore()], ids=["keyring", "memory"]
+)
 def test_unknown_names_and_empty_values_are_rejected(store) -> None:
     with pytest.raises(SecretError, match="unknown key name 'github'"):
         store.get("github")

@@ -74,7 +74,9 @@ def test_corrupt_file_is_backed_up_reported_and_replaced_by_defaults(
 
 
 def test_version_1_file_is_migrated_keeping_the_database_url(store: SettingsStore) -> None:
-    store.path.write_text(json.dumps({"database_url": "postgresql://h/db", "sqlite_fallback": True}))
+    store.path.write_text(
+        json.dumps({"database_url": "postgresql://h/db", "sqlite_fallback": True})
+    )
     settings = store.load()
     assert settings.database.url == "postgresql://h/db"
     assert settings.database.fallback_to_sqlite is True
