@@ -295,9 +295,34 @@ def test_cli_train_then_resume_latest(
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert f"Run {runs[0].name}" in out
+    assert f"Run 2: writing to {runs[0]}" in out
     assert "checkpoint-2" in out
     assert "at step 4" in out
+    _assert_recorded_with_lineage(home)
+
+
+def _assert_recorded_with_lineage(home: Path) -> None:
+    """Both runs are in the database; the resumed one's model version descends from the first."""
+    from codetune_studio.core.paths import resolve_paths
+    from codetune_studio.services.database import open_database
+    from codetune_studio.services.experiments import ExperimentService
+
+    opened = open_database(
+        None, sqlite_path=resolve_paths(home).database_file, allow_fallback=False
+    )
+    try:
+        experiments = ExperimentService(opened.database)
+        second, first = experiments.list_runs()
+        assert (first.status, second.status) == (RunStatus.FINISHED, RunStatus.FINISHED)
+        assert second.resumed_from_id == first.id
+        assert [p.step for p in experiments.metric_curve(second.id, "loss")] == [3, 4]
+        newest = experiments.list_model_versions(run_id=second.id)[0]
+        lineage = experiments.lineage(newest.id)
+        assert [version.run_id for version in lineage] == [second.id, first.id]
+        assert newest.dataset_fingerprint
+        assert newest.recipe_hash
+    finally:
+        opened.close()
 
 
 def test_pickled_weights_load_only_when_the_recipe_allows(

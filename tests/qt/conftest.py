@@ -77,14 +77,16 @@ def fake_worker_launch(script: Path, *extra: str) -> Callable[..., WorkerLaunch]
 
 
 @pytest.fixture
-def services(tmp_path: Path, experiments: ExperimentService) -> StudioServices:
+def services(
+    tmp_path: Path, opened_db: OpenedDatabase, experiments: ExperimentService
+) -> StudioServices:
     paths = resolve_paths(tmp_path / "studio").ensure()
     return StudioServices(
         experiments=experiments,
         paths=paths,
         secrets=MemorySecretStore(),
         database_label=f"SQLite {tmp_path / 'studio.db'}",
-        database_url=None,
+        database_url=opened_db.database.connection_url,
         offline=True,
         plugins=lambda disabled: [],
     )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from codetune_studio.core.status import RunStatus
 from codetune_studio.ui.studio_services import StudioServices, resources_dir
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -94,4 +92,7 @@ def test_a_short_run_finishes(
     assert window.monitor_panel.point_count("loss") == 6
     run = services.experiments.get_run(outcome.run_id)
     assert run.status is RunStatus.FINISHED
+    # The worker recorded its own metrics and registered its adapter as a model version.
     assert len(services.experiments.metric_curve(outcome.run_id, "loss")) == 6
+    (version,) = services.experiments.list_model_versions(run_id=outcome.run_id)
+    assert Path(version.path).is_dir()

@@ -55,10 +55,9 @@ def test_crashing_worker_becomes_failed_run_with_a_reason(
     stored = experiments.get_run(run_id)
     assert stored.status is RunStatus.FAILED
     assert stored.error == outcome.reason
-    assert len(experiments.metric_curve(run_id, "loss")) == 3
 
 
-def test_finishing_worker_is_recorded_with_its_metrics(
+def test_finishing_worker_that_did_not_record_itself_is_recorded_by_the_host(
     qtbot: Any, tmp_path: Path, experiments: ExperimentService
 ) -> None:
     controller, run_id = _controller(qtbot, tmp_path, experiments, "finish")
@@ -70,8 +69,6 @@ def test_finishing_worker_is_recorded_with_its_metrics(
     assert "INFO fake worker up" in logs
     stored = experiments.get_run(run_id)
     assert stored.status is RunStatus.FINISHED
-    assert stored.started_at is not None
-    assert len(experiments.metric_curve(run_id, "loss")) == 20
 
 
 def test_stop_request_reaches_the_worker(

@@ -1,23 +1,21 @@
 """``codetune-studio train RECIPE``: a headless training run with a progress bar.
 
-The run goes through the same engine as the window's worker. Until the database records runs,
-a run id is a timestamp and a run lives in ``<data dir>/runs/<run id>``. Ctrl+C stops at the next
-optimizer step, saves a checkpoint and exits 130; a second Ctrl+C exits at once.
+The run goes through the same engine as the window's worker and is recorded in the database the
+same way (status, heartbeat, metrics, model version), so every studio sharing the database sees it.
+Ctrl+C stops at the next optimizer step, saves a checkpoint and exits 130; a second Ctrl+C exits
+at once.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import secrets
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codetune_studio.cli.context import CliContext, echo, echo_error
-from codetune_studio.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import argparse
@@ -27,13 +25,13 @@ if TYPE_CHECKING:
     from codetune_studio.core.cancel import CancelToken
     from codetune_studio.core.events import Event
     from codetune_studio.core.recipe import TrainingRecipe
+    from codetune_studio.services.training import PlannedRun, TrainingRunService
 
-__all__ = ["new_run_id", "register", "resolve_resume"]
+__all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
 EXIT_CANCELLED = 130
-_RECIPE_SNAPSHOT = "recipe.json"
 
 
 def register(subparsers: Subparsers) -> None:
@@ -64,57 +62,11 @@ def register(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=_run)
 
 
-def new_run_id() -> str:
-    """A sortable, unique run id such as ``20261126-134055-3f2a``."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-def resolve_resume(value: str, runs_dir: Path) -> tuple[str, Path, Path]:
-    """Find the checkpoint ``--resume`` means.
-
-    Args:
-        value: A run id, ``latest``, a run folder or a ``checkpoint-N`` folder.
-        runs_dir: The folder holding one folder per run.
-
-    Returns:
-        ``(run id, run folder, checkpoint folder)``.
-
-    Raises:
-        ConfigError: If nothing to resume is found; the message says where it looked.
-    """
-    from codetune_studio.engine.checkpoint import (
-        TRAINER_STATE,
-        find_checkpoints,
-        latest_checkpoint,
-    )
-
-    if value == "latest":
-        candidates = [
-            (found[-1].stat().st_mtime, run, found[-1])
-            for run in (runs_dir.iterdir() if runs_dir.is_dir() else [])
-            if (found := find_checkpoints(run))
-        ]
-        if not candidates:
-            raise ConfigError(f"--resume latest: no run with a checkpoint in {runs_dir}")
-        _, run, checkpoint = max(candidates)
-        return run.name, run, checkpoint
-    path = Path(value).expanduser()
-    if (path / TRAINER_STATE).is_file():
-        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        return run.name, run, path
-    run = path if path.is_dir() else runs_dir / value
-    newest = latest_checkpoint(run)
-    if newest is None:
-        raise ConfigError(
-            f"--resume {value}: no checkpoint in {run}; give a run id from {runs_dir}, "
-            "'latest', or a checkpoint-N folder"
-        )
-    return run.name, run, newest
-
-
 def _run(args: argparse.Namespace, context: CliContext) -> int:
     from codetune_studio.core.cancel import CancelToken
     from codetune_studio.core.recipe import apply_overrides, load_recipe
+    from codetune_studio.services.experiments import ExperimentService
+    from codetune_studio.services.training import TrainingRunService
 
     recipe = load_recipe(args.recipe)
     overrides = list(args.overrides)
@@ -122,26 +74,20 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
         overrides.append(f"training.max_steps={args.max_steps}")
     if overrides:
         recipe = apply_overrides(recipe, overrides)
-    runs_dir = context.paths.runs_dir
-    resume: Path | None = None
-    if args.resume:
-        run_id, run_dir, resume = resolve_resume(args.resume, runs_dir)
-        output_dir = args.output_dir or run_dir
-    else:
-        run_id = new_run_id()
-        output_dir = args.output_dir or recipe.output_dir or runs_dir / run_id
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / _RECIPE_SNAPSHOT).write_text(recipe.model_dump_json(indent=2), encoding="utf-8")
-    echo(f"Run {run_id}: writing to {output_dir}")
-    if resume is not None:
-        echo(f"Resuming from {resume}")
+    experiments = ExperimentService(context.open_database().database)
+    runs = TrainingRunService(experiments, context.paths.runs_dir)
+    planned = runs.plan(
+        recipe, name=recipe.name or args.recipe.stem, output_dir=args.output_dir, resume=args.resume
+    )
+    echo(f"Run {planned.run.id}: writing to {planned.output_dir}")
+    if planned.resume_from is not None:
+        echo(f"Resuming from {planned.resume_from}")
     cancel = CancelToken()
     handler = _interrupt_handler(cancel)
     # SIGTERM too: a scheduler or `timeout` stopping the run gets a checkpoint as well.
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _train(recipe, cancel, run_id, output_dir, resume, context, args.no_progress)
+        return _train(recipe, cancel, planned, runs, context, args.no_progress)
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -150,9 +96,8 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
 def _train(
     recipe: TrainingRecipe,
     cancel: CancelToken,
-    run_id: str,
-    output_dir: Path,
-    resume: Path | None,
+    planned: PlannedRun,
+    runs: TrainingRunService,
     context: CliContext,
     no_progress: bool,
 ) -> int:
@@ -160,27 +105,34 @@ def _train(
 
     from codetune_studio.core.status import RunStatus
     from codetune_studio.engine.run import run_training
-    from codetune_studio.engine.sinks import CallbackSink
+    from codetune_studio.engine.sinks import CallbackSink, CompositeSink
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours is the only bar
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
-    result = run_training(
-        recipe,
-        CallbackSink(progress.on_event, progress.close),
-        cancel,
-        run_id=run_id,
-        output_dir=output_dir,
-        data_dir=context.paths.data_dir,
-        resume_from=resume,
-        offline=context.offline,
-    )
-    progress.close()
+    run_id = planned.run.id
+    sink = CompositeSink([CallbackSink(progress.on_event, progress.close), runs.recorder(run_id)])
+    try:
+        result = run_training(
+            recipe,
+            sink,
+            cancel,
+            run_id=run_id,
+            output_dir=planned.output_dir,
+            data_dir=context.paths.data_dir,
+            resume_from=planned.resume_from,
+            offline=context.offline,
+        )
+    finally:
+        sink.close()
     loss = f", loss {result.train_loss:.4f}" if result.train_loss is not None else ""
     if result.eval_loss is not None:
         loss += f", eval loss {result.eval_loss:.4f}"
     if result.status is RunStatus.FINISHED:
+        version = runs.register_result(planned.run, recipe, result)
         echo(f"Finished run {run_id} at step {result.final_step}{loss}.")
         echo(f"Adapter: {result.adapter_path}")
+        if version is not None:
+            echo(f"Model version: {version.id}")
         return 0
     if result.status is RunStatus.CANCELLED:
         echo(f"Cancelled run {run_id} at step {result.final_step}{loss}.")

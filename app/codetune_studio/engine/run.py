@@ -98,6 +98,7 @@ class RunResult:
         error: What went wrong and what to do, for a failed run.
         train_loss: The last logged training loss.
         eval_loss: The last evaluation loss.
+        dataset_fingerprint: The content hash of the training data, for the model's lineage.
     """
 
     status: RunStatus
@@ -108,6 +109,7 @@ class RunResult:
     error: str | None = None
     train_loss: float | None = None
     eval_loss: float | None = None
+    dataset_fingerprint: str | None = None
 
 
 def run_training(
@@ -273,6 +275,7 @@ class _Session:
             error=error,
             train_loss=self.last_loss,
             eval_loss=self.last_eval,
+            dataset_fingerprint=self.data_fingerprint or None,
         )
 
     def release(self) -> None:

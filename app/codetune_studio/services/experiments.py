@@ -319,6 +319,12 @@ class ExperimentService:
             )
             return ModelVersion.model_validate(row, from_attributes=True)
 
+    def list_model_versions(self, *, run_id: int | None = None) -> list[ModelVersion]:
+        """Return model versions, newest first, optionally only those one run produced."""
+        with self._uow() as session:
+            rows = ModelVersionRepository(session).list_all(run_id=run_id)
+            return [ModelVersion.model_validate(row, from_attributes=True) for row in rows]
+
     def lineage(self, version_id: int) -> list[ModelVersion]:
         """Return a model version, then its parent, and so on back to the first one.
 

@@ -274,6 +274,11 @@ class Database:
         """The database URL with the password hidden."""
         return mask_url(self._engine.url)
 
+    @property
+    def connection_url(self) -> str:
+        """The full URL, password included, for a child process's environment; never log it."""
+        return self._engine.url.render_as_string(hide_password=False)
+
     def _wait_until_reachable(self, budget: float) -> None:
         url = self._engine.url
         if self.dialect == "sqlite":

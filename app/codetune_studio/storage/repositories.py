@@ -469,6 +469,13 @@ class ModelVersionRepository(_Repository):
             raise NotFoundError(msg)
         return row
 
+    def list_all(self, *, run_id: int | None = None) -> list[ModelVersionRow]:
+        """Return model versions, newest first, optionally only those one run produced."""
+        query = select(ModelVersionRow).order_by(ModelVersionRow.id.desc())
+        if run_id is not None:
+            query = query.where(ModelVersionRow.run_id == run_id)
+        return list(self._session.scalars(query))
+
     def lineage(self, version_id: int) -> list[ModelVersionRow]:
         """Return a version followed by its parent, grandparent and so on to the root.
 

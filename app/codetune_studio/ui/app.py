@@ -179,13 +179,15 @@ def build_services(context: StudioContext, opened: OpenedDatabase) -> StudioServ
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.ui.studio_services import StudioServices
 
-    status_url = opened.database.status(is_fallback=opened.is_fallback).url_masked
+    # Not ``status()``: counting rows of a large shared metrics table would delay the window.
+    status_url = opened.database.url_masked
     return StudioServices(
         experiments=ExperimentService(opened.database),
         paths=context.paths,
         secrets=context.secrets,
         database_label=describe_database(status_url),
-        database_url=None if opened.is_fallback else context.database_url,
+        # The store actually in use (the local one after a fallback), so workers record there.
+        database_url=opened.database.connection_url,
         offline=context.offline,
         fallback_reason=opened.fallback_reason,
     )

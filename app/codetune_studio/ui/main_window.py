@@ -40,6 +40,7 @@ from codetune_studio import __version__
 from codetune_studio.core.errors import ConfigError, TrainingError
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.device import DeviceInfo, detect_device
+from codetune_studio.services.training import RECIPE_SNAPSHOT
 from codetune_studio.ui import notify
 from codetune_studio.ui.panels.datasets import DatasetsPanel
 from codetune_studio.ui.panels.monitor import MonitorPanel
@@ -552,30 +553,17 @@ class MainWindow(QMainWindow):
         """
         if self.active_controllers:
             raise TrainingError("A run is training already; stop it before starting another.")
-        checkpoint = _last_checkpoint(resume) if resume is not None else None
-        if resume is not None and checkpoint is None:
-            raise TrainingError(f"Run {resume.id} has no checkpoint to resume from.")
         if recipe is None:
             recipe = self.parameters_panel.recipe
         if recipe is None:
             raise ConfigError("The parameters have errors; fix the fields marked in red first.")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         name = recipe.name or f"{_slug(Path(recipe.dataset.path).stem)}-{stamp}"
-        output_dir = (
-            Path(recipe.output_dir)
-            if recipe.output_dir
-            else self.services.paths.runs_dir / f"{stamp}-{_slug(name)}"
+        planned = self.services.training.plan(
+            recipe, name=name, resume=str(resume.id) if resume is not None else None
         )
-        output_dir.mkdir(parents=True, exist_ok=True)
-        data = recipe.model_dump(mode="json")
-        run = self.services.experiments.create_run(
-            name,
-            data,
-            output_dir=str(output_dir),
-            resumed_from_id=resume.id if resume is not None else None,
-        )
-        recipe_file = output_dir / "recipe.json"
-        recipe_file.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        run, output_dir, checkpoint = planned.run, planned.output_dir, planned.resume_from
+        recipe_file = output_dir / RECIPE_SNAPSHOT
         launch = self.services.worker_launch(
             recipe_file=recipe_file,
             run_id=run.id,
@@ -842,11 +830,3 @@ def detect_device_task() -> DeviceInfo:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "run"
-
-
-def _last_checkpoint(run: Run) -> Path | None:
-    if not run.output_dir:
-        return None
-    folder = Path(run.output_dir)
-    checkpoints = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
-    return max(checkpoints, key=lambda p: int(p.name[11:])) if checkpoints else None

@@ -26,7 +26,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -34,15 +33,12 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from codetune_studio.core.errors import StorageError
 from codetune_studio.core.events import (
-    EvalCompleted,
     Event,
     LogRecorded,
-    MetricsLogged,
     RunFinished,
     RunStarted,
     decode_event,
 )
-from codetune_studio.core.models import MetricPoint
 from codetune_studio.core.status import RunStatus
 
 if TYPE_CHECKING:
@@ -327,7 +323,6 @@ class RunHost(QObject):
                 self._result = event
             events.append(event)
         if events:
-            self._record_events(events)
             self.events_received.emit(events)
         logs = [_log_text(line) for line in self._stderr.read_lines(final=final)]
         if logs:
@@ -349,40 +344,12 @@ class RunHost(QObject):
         self._record(status, reason)
         self._finish(status, reason, exit_code)
 
-    def _record_events(self, events: list[Event]) -> None:
-        """Record the run's start and metrics, in one batch per poll.
-
-        The worker does not write to the database itself (yet), so its host does; every write
-        tolerates a worker that does, since a run already started or a point already stored
-        is simply left alone.
-        """
-        if self._experiments is None:
-            return
-        points: list[MetricPoint] = []
-        now = time.time()
-        for event in events:
-            if isinstance(event, RunStarted) and self._process is not None:
-                try:
-                    self._experiments.start_run(self.run_id, pid=self._process.pid)
-                except StorageError:  # started already (by the worker itself)
-                    logger.debug("run %s: not marked running", self.run_id, exc_info=True)
-            elif isinstance(event, MetricsLogged):
-                points += [
-                    MetricPoint(event.step, name, float(value), now)
-                    for name, value in event.metrics.items()
-                ]
-            elif isinstance(event, EvalCompleted):
-                points.append(MetricPoint(event.step, "eval_loss", event.eval_loss, now))
-        if points:
-            try:
-                self._experiments.record_metrics(self.run_id, points)
-            except StorageError:
-                logger.warning(
-                    "run %s: could not record %d metric points", self.run_id, len(points)
-                )
-
     def _record(self, status: RunStatus, reason: str | None) -> None:
-        """Write the outcome the worker could not write itself."""
+        """Write the outcome the worker could not write itself (it died, or was killed).
+
+        A worker records its own start, metrics and end; the host steps in only when the run
+        is still open in the database once the process is gone.
+        """
         if self._experiments is None:
             return
         try:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from codetune_studio.plugins.registry import PluginEntry
     from codetune_studio.secrets import SecretStore
     from codetune_studio.services.experiments import ExperimentService
+    from codetune_studio.services.training import TrainingRunService
 
 __all__ = [
     "StudioServices",
@@ -91,6 +92,7 @@ def default_worker_launch(
         str(output_dir),
         "--data-dir",
         str(data_dir),
+        "--record",
     ]
     if resume_from is not None:
         argv += ["--resume", str(resume_from)]
@@ -153,7 +155,8 @@ class StudioServices:
         paths: The studio's folders.
         secrets: The API key store.
         database_label: What the status bar says about the database in use.
-        database_url: The database URL handed to workers; ``None`` for the local SQLite store.
+        database_url: The URL of the database in use, handed to workers so they record there;
+            ``None`` lets a worker use the SQLite store in the data folder.
         offline: Whether the network is off limits.
         worker_launch: Builds the command line of a training worker (tests swap in a fake).
         plugins: Lists the installed plugins.
@@ -173,3 +176,10 @@ class StudioServices:
     test_database: Callable[[str, Path], str] = probe_database
     resources: Path = field(default_factory=resources_dir)
     fallback_reason: str | None = None
+
+    @property
+    def training(self) -> TrainingRunService:
+        """Plans runs (database row, output folder, resume checkpoint) for the run host."""
+        from codetune_studio.services.training import TrainingRunService
+
+        return TrainingRunService(self.experiments, self.paths.runs_dir)

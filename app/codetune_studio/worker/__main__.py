@@ -17,12 +17,17 @@ from codetune_studio.core.cancel import CancelToken
 from codetune_studio.core.errors import CodetuneError, ConfigError
 from codetune_studio.core.events import LogRecorded, RunFinished
 from codetune_studio.core.status import RunStatus
-from codetune_studio.engine.sinks import EventSink, JsonLinesSink, NullSink
+from codetune_studio.engine.sinks import CompositeSink, EventSink, JsonLinesSink, NullSink
 from codetune_studio.worker import EXIT_FAILED, exit_code_for, parse_command
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
+
+    from codetune_studio.core.recipe import TrainingRecipe
+    from codetune_studio.engine.run import RunResult
+    from codetune_studio.services.database import OpenedDatabase
+    from codetune_studio.services.training import TrainingRunService
 
 __all__ = ["main"]
 
@@ -68,9 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, sink: EventSink, cancel: CancelToken) -> int:
     from codetune_studio.core.recipe import load_recipe
 
+    data_dir = Path(args.data_dir) if args.data_dir else _default_data_dir()
     try:
         recipe = load_recipe(Path(args.recipe))
         resume = _resolve_resume(args.resume)
+        # Rank 0 alone records, as it alone reports events.
+        is_rank_zero = int(os.environ.get("RANK", "0")) == 0
+        recording = _RunRecording.open(args, data_dir) if args.record and is_rank_zero else None
     except CodetuneError as exc:
         # The run never started, but the host still expects a final event.
         sink.emit(LogRecorded(level="ERROR", message=str(exc)))
@@ -79,18 +88,62 @@ def _run(args: argparse.Namespace, sink: EventSink, cancel: CancelToken) -> int:
     _quiet_progress_bars()  # after the recipe check: this is the first torch import
     from codetune_studio.engine.run import run_training
 
-    data_dir = Path(args.data_dir) if args.data_dir else _default_data_dir()
-    result = run_training(
-        recipe,
-        sink,
-        cancel,
-        run_id=_run_id(args.run_id),
-        output_dir=Path(args.output_dir),
-        data_dir=data_dir,
-        resume_from=resume,
-        offline=not args.online,
-    )
+    if recording is not None:
+        sink = CompositeSink([sink, recording.recorder])
+    try:
+        result = run_training(
+            recipe,
+            sink,
+            cancel,
+            run_id=_run_id(args.run_id),
+            output_dir=Path(args.output_dir),
+            data_dir=data_dir,
+            resume_from=resume,
+            offline=not args.online,
+        )
+        if recording is not None:
+            recording.recorder.close()
+            recording.register(recipe, result)
+    finally:
+        if recording is not None:
+            recording.close()
     return exit_code_for(result.status)
+
+
+class _RunRecording:
+    """The database side of a ``--record`` run: its recorder and model-version registration."""
+
+    def __init__(self, opened: OpenedDatabase, runs: TrainingRunService, run_id: int) -> None:
+        self._opened = opened
+        self._runs = runs
+        self.run_id = run_id
+        self.recorder = runs.recorder(run_id)
+
+    @classmethod
+    def open(cls, args: argparse.Namespace, data_dir: Path) -> _RunRecording:
+        from codetune_studio.core.paths import resolve_paths
+        from codetune_studio.services.database import open_database
+        from codetune_studio.services.experiments import ExperimentService
+        from codetune_studio.services.training import TrainingRunService
+
+        if not args.run_id.isdigit():
+            raise ConfigError(f"--record needs a database run id, got {args.run_id!r}")
+        paths = resolve_paths(data_dir)
+        # No fallback: a run recorded in a store the window is not reading would be lost to it.
+        opened = open_database(
+            args.database, sqlite_path=paths.database_file, allow_fallback=False, upgrade=False
+        )
+        runs = TrainingRunService(ExperimentService(opened.database), paths.runs_dir)
+        return cls(opened, runs, int(args.run_id))
+
+    def register(self, recipe: TrainingRecipe, result: RunResult) -> None:
+        try:
+            self._runs.register_result(self._runs.get_run(self.run_id), recipe, result)
+        except CodetuneError:
+            logger.exception("could not register the model version of run %s", self.run_id)
+
+    def close(self) -> None:
+        self._opened.close()
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -105,6 +158,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", help="a checkpoint-N folder, or a run folder (its newest)")
     parser.add_argument("--data-dir", help="the studio's data folder (starter model cache)")
     parser.add_argument("--online", action="store_true", help="allow model downloads")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="record status, heartbeat, metrics and the model version in the database "
+        "(--run-id must then be the run's database id)",
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("CODETUNE_DATABASE_URL") or None,
+        metavar="URL",
+        help="database to record in (default: CODETUNE_DATABASE_URL, else the SQLite store "
+        "in --data-dir)",
+    )
     parser.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
     return parser.parse_args(argv)
 

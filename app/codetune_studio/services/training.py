@@ -1,0 +1,206 @@
+"""Training runs as the database knows them: planning, resuming, recording, registering output.
+
+``codetune-studio train``, the worker process and the window all start runs through
+:class:`TrainingRunService`, so a run looks the same in the database whoever started it: a
+PENDING row with a recipe snapshot and an output folder, RUNNING with a heartbeat while the engine
+trains (through :class:`~codetune_studio.services.recording.RunRecorder`), then its end, and for a
+finished run a model version with its lineage.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codetune_studio.core.errors import ConfigError, NotFoundError
+from codetune_studio.core.fileio import atomic_write_text
+from codetune_studio.core.status import RunStatus
+from codetune_studio.services.recording import RunRecorder
+
+if TYPE_CHECKING:
+    from codetune_studio.core.models import ModelVersion, Run
+    from codetune_studio.core.recipe import TrainingRecipe
+    from codetune_studio.engine.run import RunResult
+    from codetune_studio.services.experiments import ExperimentService
+
+__all__ = ["RECIPE_SNAPSHOT", "PlannedRun", "TrainingRunService", "new_run_folder_name"]
+
+logger = logging.getLogger(__name__)
+
+#: The recipe a run trained with, written into its folder.
+RECIPE_SNAPSHOT = "recipe.json"
+
+
+def new_run_folder_name() -> str:
+    """A sortable, unique folder name such as ``20261126-134055-3f2a``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRun:
+    """A run recorded as PENDING, ready for the engine.
+
+    Attributes:
+        run: The database row.
+        output_dir: Where the engine writes checkpoints and the adapter.
+        resume_from: The checkpoint to continue from, for a resumed run.
+    """
+
+    run: Run
+    output_dir: Path
+    resume_from: Path | None = None
+
+
+class TrainingRunService:
+    """Starts, resumes and records training runs.
+
+    Args:
+        experiments: The database service.
+        runs_dir: The folder under which each run gets its own output folder.
+    """
+
+    def __init__(self, experiments: ExperimentService, runs_dir: Path) -> None:
+        self._experiments = experiments
+        self._runs_dir = runs_dir
+
+    def plan(
+        self,
+        recipe: TrainingRecipe,
+        *,
+        name: str | None = None,
+        output_dir: Path | None = None,
+        resume: str | None = None,
+    ) -> PlannedRun:
+        """Record a new PENDING run and prepare its folder.
+
+        Args:
+            recipe: What to train.
+            name: Display name; the recipe's name by default.
+            output_dir: Where to write; by default the recipe's ``output_dir``, else a new
+                folder under the runs folder. A resumed run continues in its predecessor's folder.
+            resume: ``latest``, a run id, a run folder or a checkpoint folder to continue from.
+
+        Returns:
+            The run and where it writes.
+
+        Raises:
+            ConfigError: ``resume`` names nothing that can be resumed.
+        """
+        previous: Run | None = None
+        checkpoint: Path | None = None
+        if resume:
+            previous, folder, checkpoint = self.find_resumable(resume)
+            output_dir = output_dir or folder
+        folder = Path(output_dir or recipe.output_dir or self._runs_dir / new_run_folder_name())
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / RECIPE_SNAPSHOT, recipe.model_dump_json(indent=2) + "\n")
+        run = self._experiments.create_run(
+            name or recipe.name or (previous.name if previous else "run"),
+            recipe.model_dump(mode="json"),
+            output_dir=str(folder),
+            resumed_from_id=previous.id if previous else None,
+        )
+        return PlannedRun(run=run, output_dir=folder, resume_from=checkpoint)
+
+    def find_resumable(self, value: str) -> tuple[Run | None, Path, Path]:
+        """Find what ``--resume VALUE`` means.
+
+        Args:
+            value: ``latest`` (the newest run with a checkpoint), a run id, or a run or
+                checkpoint folder.
+
+        Returns:
+            The run it belongs to (``None`` for a folder the database does not know), the run's
+            folder and the checkpoint to load.
+
+        Raises:
+            ConfigError: Nothing to resume was found; the message says where it looked.
+        """
+        from codetune_studio.engine.checkpoint import TRAINER_STATE, latest_checkpoint
+
+        if value == "latest":
+            for run in self._experiments.list_runs(limit=None):
+                if run.output_dir and (found := latest_checkpoint(Path(run.output_dir))):
+                    return run, Path(run.output_dir), found
+            raise ConfigError("--resume latest: no recorded run has a checkpoint to resume")
+        if value.isdigit():
+            try:
+                run = self._experiments.get_run(int(value))
+            except NotFoundError:
+                raise ConfigError(f"--resume {value}: there is no run {value}") from None
+            folder = Path(run.output_dir) if run.output_dir else None
+            found = latest_checkpoint(folder) if folder else None
+            if folder is None or found is None:
+                raise ConfigError(
+                    f"--resume {value}: run {value} ({run.status.value}) saved no checkpoint"
+                )
+            return run, folder, found
+        path = Path(value).expanduser().resolve()
+        if (path / TRAINER_STATE).is_file():
+            checkpoint = path
+            folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        else:
+            folder, found_checkpoint = path, latest_checkpoint(path)
+            if found_checkpoint is None:
+                raise ConfigError(
+                    f"--resume {value}: no checkpoint in {path}; give a run id, 'latest', "
+                    "or a checkpoint-N folder"
+                )
+            checkpoint = found_checkpoint
+        return self._run_in(folder), folder, checkpoint
+
+    def recorder(self, run_id: int) -> RunRecorder:
+        """The event sink that records a run's progress in the database."""
+        return RunRecorder(self._experiments, run_id)
+
+    def get_run(self, run_id: int) -> Run:
+        """Return one run.
+
+        Raises:
+            NotFoundError: If it does not exist.
+        """
+        return self._experiments.get_run(run_id)
+
+    def register_result(
+        self, run: Run, recipe: TrainingRecipe, result: RunResult
+    ) -> ModelVersion | None:
+        """Register a finished run's adapter (or model) as a model version with its lineage.
+
+        The parent is the newest version made by the run this one resumed, so a chain of
+        resumed runs reads as one lineage.
+
+        Returns:
+            The new model version, or ``None`` when the run did not finish with an output.
+        """
+        from codetune_studio.core.recipe import recipe_hash
+
+        if result.status is not RunStatus.FINISHED or result.adapter_path is None:
+            return None
+        parent = self._newest_version_of(run.resumed_from_id)
+        version = self._experiments.add_model_version(
+            f"{run.name} (run {run.id})",
+            path=str(result.adapter_path),
+            base_model=recipe.model,
+            run_id=run.id,
+            dataset_fingerprint=result.dataset_fingerprint,
+            recipe_hash=recipe_hash(recipe),
+            parent_id=parent.id if parent else None,
+        )
+        logger.info("Registered model version %s from run %s", version.id, run.id)
+        return version
+
+    def _newest_version_of(self, run_id: int | None) -> ModelVersion | None:
+        if run_id is None:
+            return None
+        versions = self._experiments.list_model_versions(run_id=run_id)
+        return versions[0] if versions else None
+
+    def _run_in(self, folder: Path) -> Run | None:
+        for run in self._experiments.list_runs(limit=None):
+            if run.output_dir and Path(run.output_dir).resolve() == folder.resolve():
+                return run
+        return None
