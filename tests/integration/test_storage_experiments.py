@@ -379,3 +379,43 @@ def test_a_locked_sqlite_store_gives_a_message_a_user_can_act_on(tmp_path: Path)
         blocker.close()
         db.dispose()
     assert path.exists()
+
+
+def test_deleting_an_ended_run_removes_its_metrics_and_keeps_its_model_versions(
+    service: ExperimentService,
+) -> None:
+    run = service.create_run("gone", RECIPE)
+    service.start_run(run.id, pid=1)
+    service.record_metrics(
+        run.id, [MetricPoint(step=s, name="loss", value=0.5, wall_time=1e9) for s in (1, 2)]
+    )
+    with pytest.raises(ConflictError, match="before deleting"):
+        service.delete_run(run.id)
+    service.finish_run(run.id, RunStatus.CANCELLED)
+    version = service.add_model_version("v", path="/tmp/a", base_model="tiny", run_id=run.id)
+    service.delete_run(run.id)
+    with pytest.raises(NotFoundError):
+        service.get_run(run.id)
+    assert service.metric_curve(run.id, "loss") == []
+    (kept,) = service.list_model_versions()
+    assert kept.id == version.id
+    assert kept.run_id is None
+
+
+def test_a_lost_run_is_marked_failed_with_its_last_heartbeat(service: ExperimentService) -> None:
+    from datetime import datetime, timedelta
+
+    from codetune_studio.services.runs import find_stale_runs, mark_lost_run_failed
+
+    run = service.create_run("lost", RECIPE, host="gone-machine")
+    running = service.start_run(run.id, pid=999_999, host="gone-machine")
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    (stale,) = find_stale_runs(service.list_runs(), later, host="this-machine")
+    failed = mark_lost_run_failed(service, stale)
+    assert failed.status is RunStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.startswith("the worker stopped reporting (last heartbeat at ")
+    assert running.heartbeat_at is not None
+    assert running.heartbeat_at.strftime("%H:%M:%S") in failed.error
+    with pytest.raises(ConflictError):
+        mark_lost_run_failed(service, stale)

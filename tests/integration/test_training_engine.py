@@ -239,6 +239,47 @@ def test_qlora_on_cpu_fails_suggesting_lora(assets: tuple[Path, Path], tmp_path:
     assert "method: lora" in (result.error or "")
 
 
+def test_report_to_tensorboard_writes_an_events_file(
+    assets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reader = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator",
+        reason="the tensorboard package is not installed (pip install tensorboard)",
+    )
+
+    model, data = assets
+    recipe = make_recipe(model, data, max_steps=3, eval_steps=3, report_to=["tensorboard"])
+    result, events = _train(recipe, tmp_path / "run", tmp_path)
+    assert result.status is RunStatus.FINISHED, result.error
+    files = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(files) == 1, files
+    logged = reader.EventAccumulator(str(files[0].parent))
+    logged.Reload()
+    tags = set(logged.Tags()["scalars"])
+    assert {"train/loss", "train/learning_rate", "eval/loss", "eval/perplexity"} <= tags
+    steps = [scalar.step for scalar in logged.Scalars("train/loss")]
+    assert steps == [1, 2, 3]
+    assert logged.Scalars("train/loss")[0].value == pytest.approx(losses(events)[1], rel=1e-6)
+
+
+def test_report_to_tensorboard_without_the_package_fails_before_training(
+    assets: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    # A None entry in sys.modules makes the package unimportable and unfindable.
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    model, data = assets
+    recipe = make_recipe(model, data, report_to=["tensorboard"])
+    result, events = _train(recipe, tmp_path / "run", tmp_path)
+    assert result.status is RunStatus.FAILED
+    assert "pip install tensorboard" in (result.error or "")
+    assert "training.report_to" in (result.error or "")
+    assert not any(isinstance(e, RunStarted | MetricsLogged) for e in events)
+    assert not (tmp_path / "run" / "tensorboard").exists()
+
+
 def test_out_of_memory_names_the_knobs_that_would_fit(assets: tuple[Path, Path]) -> None:
     from codetune_studio.engine.run import out_of_memory_advice
 

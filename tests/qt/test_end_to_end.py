@@ -96,3 +96,58 @@ def test_a_short_run_finishes(
     assert len(services.experiments.metric_curve(outcome.run_id, "loss")) == 6
     (version,) = services.experiments.list_model_versions(run_id=outcome.run_id)
     assert Path(version.path).is_dir()
+
+
+def test_resume_a_cancelled_run_from_the_runs_table(
+    make_window: Any, qtbot: Any, services: StudioServices, tiny_starter: Path
+) -> None:
+    from codetune_studio.core.recipe import load_recipe
+
+    models = services.paths.data_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / tiny_starter.name).symlink_to(tiny_starter, target_is_directory=True)
+    preset = load_recipe(resources_dir() / "recipes" / "quickstart.yaml")
+    recipe = preset.model_copy(
+        update={
+            "name": "resumable",
+            "training": preset.training.model_copy(
+                update={
+                    "max_steps": 12,
+                    "per_device_train_batch_size": 2,
+                    "max_seq_length": 64,
+                    "eval_steps": None,
+                    "save_steps": None,
+                }
+            ),
+        }
+    )
+    window = make_window(stop_grace_s=60.0)
+    monitor = window.monitor_panel
+    with qtbot.waitSignal(window.run_started, timeout=5000) as started:
+        window.start_training(recipe)
+    first_id = started.args[0]
+    qtbot.waitUntil(lambda: monitor.point_count("loss") >= 2, timeout=90_000)
+    with qtbot.waitSignal(window.run_ended, timeout=60_000) as ended:
+        monitor.stop_button.click()
+    assert ended.args[0].status is RunStatus.CANCELLED
+    cancelled = services.experiments.get_run(first_id)
+    stopped_at = monitor.point_count("loss")
+
+    # Right-click the cancelled run: Resume from last checkpoint.
+    seen: list[Any] = []
+    window.run_started.connect(seen.append)
+
+    menu = window.build_run_menu(cancelled)
+    (resume,) = [a for a in menu.actions() if a.objectName() == "resumeRunAction"]
+    assert resume.isEnabled()
+    with qtbot.waitSignal(window.run_ended, timeout=90_000) as ended:
+        resume.trigger()
+    outcome = ended.args[0]
+    assert outcome.status is RunStatus.FINISHED, outcome.reason
+    (second_id,) = seen
+    resumed = services.experiments.get_run(second_id)
+    assert resumed.resumed_from_id == first_id
+    assert resumed.output_dir == cancelled.output_dir
+    # It went on from the checkpoint, not from step 1: fewer than 12 new loss points.
+    assert 0 < monitor.point_count("loss") < 12
+    assert stopped_at >= 2

@@ -84,3 +84,21 @@ def test_metric_names_are_canonicalised() -> None:
     assert canonical_metric("eval/loss") == "eval_loss"
     assert canonical_metric("eval_loss") == "eval_loss"
     assert canonical_metric("lr") == "learning_rate"
+
+
+def test_plots_follow_a_palette_change(qtbot: Any, experiments: ExperimentService) -> None:
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    panel = _panel(qtbot, experiments)
+    axis = panel.plots["loss"].getPlotItem().getAxis("left")
+    original = QApplication.palette()
+    dark = QPalette(original)
+    dark.setColor(QPalette.ColorRole.WindowText, QColor("#e5e7eb"))
+    dark.setColor(QPalette.ColorRole.Window, QColor("#111827"))
+    try:
+        QApplication.setPalette(dark)
+        qtbot.waitUntil(lambda: axis.pen().color().name() == "#e5e7eb", timeout=2000)
+        assert axis.textPen().color().name() == "#e5e7eb"
+    finally:
+        QApplication.setPalette(original)

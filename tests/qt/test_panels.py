@@ -100,6 +100,26 @@ def test_parameter_errors_show_beside_the_field_as_the_user_types(
     assert "integer" in batch.error_label.text()
 
 
+def test_list_fields_take_comma_separated_choices(
+    qtbot: Any, experiments: ExperimentService
+) -> None:
+    panel = ParametersPanel(experiments, RESOURCES / "recipes")
+    qtbot.addWidget(panel)
+    panel.set_dataset_path("data.jsonl")
+    field = panel.field("training.report_to")
+    assert isinstance(field.editor, QLineEdit)
+    assert field.editor.placeholderText() == "tensorboard"
+    assert panel.recipe is not None
+    assert panel.recipe.training.report_to == []
+    qtbot.keyClicks(field.editor, "tensorboard")
+    assert panel.recipe is not None
+    assert panel.recipe.training.report_to == ["tensorboard"]
+    field.editor.clear()
+    qtbot.keyClicks(field.editor, "wandb")
+    assert not panel.is_valid
+    assert "tensorboard" in field.error_label.text()
+
+
 def test_presets_apply_and_keep_the_chosen_dataset(
     qtbot: Any, experiments: ExperimentService
 ) -> None:
@@ -153,10 +173,12 @@ def test_plugins_panel_lists_entries_with_state(qtbot: Any) -> None:
     panel = PluginsPanel(lambda disabled: entries)
     qtbot.addWidget(panel)
     qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=5000)
-    state, details = panel.table.item(0, 2), panel.table.item(0, 3)
+    state, needs, details = (panel.table.item(0, c) for c in (2, 3, 4))
     assert state is not None
+    assert needs is not None
     assert details is not None
     assert state.text() == "error"
+    assert needs.text() == "—"
     assert details.text() == "no module x"
     assert "1 with errors" in panel.summary.text()
 

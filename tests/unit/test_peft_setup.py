@@ -92,6 +92,10 @@ PRECISION_TABLE = [
     ("bf16", "cuda", False, None),
     ("fp16", "cuda", True, "fp16"),
     ("fp16", "cpu", False, None),
+    ("fp32", "mps", True, "no"),
+    ("fp16", "mps", True, "fp16"),
+    ("bf16", "mps", True, "bf16"),
+    ("bf16", "mps", False, None),
 ]
 
 
@@ -108,6 +112,55 @@ def test_precision_maps_to_accelerate_mixed_precision(
         assert (
             resolve_mixed_precision(precision, device_type=device, bf16_supported=bf16) == expected
         )
+
+
+def _pretend_device(
+    monkeypatch: pytest.MonkeyPatch, *, cuda: bool, mps: bool, macos14: bool = True
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.setattr(torch.backends.mps, "is_built", lambda: mps)
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", lambda major, minor: macos14)
+
+
+# cuda present, mps present, macOS >= 14 -> device, precision "auto" resolves to
+DEVICE_TABLE = [
+    (True, False, False, "cuda", "bf16"),
+    (True, True, True, "cuda", "bf16"),  # never seen, but CUDA comes first
+    (False, True, True, "mps", "no"),
+    (False, True, False, "mps", "no"),
+    (False, False, False, "cpu", "no"),
+]
+
+
+@pytest.mark.parametrize(("cuda", "mps", "macos14", "device", "auto"), DEVICE_TABLE)
+def test_device_order_is_cuda_then_mps_then_cpu(
+    monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool, macos14: bool, device: str, auto: str
+) -> None:
+    from codetune_studio.engine.peft_setup import (
+        bf16_supported,
+        device_type,
+        resolve_mixed_precision,
+    )
+
+    _pretend_device(monkeypatch, cuda=cuda, mps=mps, macos14=macos14)
+    found = device_type()
+    assert found == device
+    supported = bf16_supported(found)
+    assert resolve_mixed_precision("auto", device_type=found, bf16_supported=supported) == auto
+    if found == "mps":
+        # Explicit half precision on an Apple GPU: fp16 always, bf16 from macOS 14 on.
+        assert resolve_mixed_precision("fp16", device_type=found, bf16_supported=supported) == (
+            "fp16"
+        )
+        if macos14:
+            assert resolve_mixed_precision("bf16", device_type=found, bf16_supported=True) == (
+                "bf16"
+            )
+        else:
+            with pytest.raises(ConfigError, match="macOS 14"):
+                resolve_mixed_precision("bf16", device_type=found, bf16_supported=supported)
 
 
 @pytest.mark.parametrize(

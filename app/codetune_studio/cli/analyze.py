@@ -12,37 +12,29 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import tokenize
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from codetune_studio.cli.context import CliContext, echo, echo_error, echo_notice
-from codetune_studio.core.errors import ConfigError, DatasetError, PluginError, SecretError
-from codetune_studio.plugins.api import ToolInputs, ToolResult
-from codetune_studio.plugins.isolation import run_isolated
+from codetune_studio.core.errors import ConfigError, PluginError
+from codetune_studio.plugins import code_lint
 from codetune_studio.plugins.registry import discover, find_plugin
 
 if TYPE_CHECKING:
     import argparse
 
-    from pydantic import SecretStr
-
     from codetune_studio.cli.types import Subparsers
+    from codetune_studio.plugins.api import ToolInputs, ToolResult
     from codetune_studio.plugins.spec import PluginSpec
+    from codetune_studio.services.analysis import AnalysisService
 
 __all__ = ["collect_inputs", "finding_rows", "register"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PLUGIN = "code_analyzer"
-_DATASET_SUFFIXES = {".jsonl", ".ndjson"}
 _TEXT_FIELDS = ("output", "completion", "response")
-_SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages", "venv"}
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
 
 
 def register(subparsers: Subparsers) -> None:
@@ -91,23 +83,30 @@ def _analyze(args: argparse.Namespace, context: CliContext) -> int:
     if spec is None:  # find_plugin only returns loaded plugins; this keeps mypy honest
         raise PluginError(f"plugin {args.plugin!r} has no metadata")
     settings = _settings(args, context, spec)
-    if spec.needs_network and context.offline and not _is_local(settings.get("base_url")):
-        raise PluginError(
-            f"{spec.name} needs the network, and the studio is offline: point it at a local "
-            "server with --base-url http://127.0.0.1:PORT/v1, or go online"
-        )
+    analysis = _analysis_service(context, timeout_s=args.timeout)
+    analysis.check_can_run(spec, settings)
     inputs = collect_inputs(args.path)
     if not inputs:
         echo_notice(f"nothing to analyse in {args.path}")
         return 0
-    results = run_isolated(
-        spec, inputs, secrets=_secrets(context, spec), settings=settings, timeout_s=args.timeout
+    is_dataset = args.path.suffix.lower() in code_lint.DATASET_SUFFIXES
+    # Recorded in the plugin results table, as a run from the window would be.
+    outcome = analysis.run_all(
+        spec,
+        inputs,
+        target=str(args.path),
+        options=settings,
+        dataset_path=str(args.path) if is_dataset else None,
     )
+    results = list(outcome.results)
     rows = finding_rows(results)
     if args.format == "json":
         sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     else:
         _write_table(rows, results)
+    if is_dataset and spec.name == DEFAULT_PLUGIN:
+        # Dataset code lint: how much of the data would survive dataset.drop_unparseable.
+        echo_notice(f"{args.path}: {code_lint.summarize_parse(results).describe()}")
     failed = [r for r in results if r.error is not None]
     for result in failed:
         echo_error(f"{_label(result.path, result.row)}: {result.error}")
@@ -121,21 +120,14 @@ def collect_inputs(path: Path) -> list[ToolInputs]:
         ConfigError: PATH does not exist.
         DatasetError: A dataset line is not a JSON object.
     """
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist")
-    if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*.py")
-            if not any(
-                part.startswith(".") or part in _SKIPPED_DIRS
-                for part in p.relative_to(path).parts[:-1]
-            )
+    collected = code_lint.collect_inputs(path)
+    if collected.without_code:
+        fields = ", ".join(_TEXT_FIELDS)
+        echo_notice(
+            f"{collected.without_code} rows of {path} have no {fields} or assistant message; "
+            "skipped"
         )
-        return [ToolInputs(code=_read_source(p), path=str(p)) for p in files]
-    if path.suffix.lower() in _DATASET_SUFFIXES:
-        return _dataset_inputs(path)
-    return [ToolInputs(code=_read_source(path), path=str(path))]
+    return collected.inputs
 
 
 def finding_rows(results: list[ToolResult]) -> list[dict[str, Any]]:
@@ -158,64 +150,6 @@ def finding_rows(results: list[ToolResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_source(path: Path) -> str:
-    try:
-        # Honours a PEP 263 coding line and a byte-order mark, as Python itself does.
-        with tokenize.open(path) as handle:
-            return handle.read()
-    except (SyntaxError, UnicodeDecodeError):
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _dataset_inputs(path: Path) -> list[ToolInputs]:
-    inputs: list[ToolInputs] = []
-    without_code = 0
-    with path.open(encoding="utf-8") as handle:
-        for row, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path} line {row + 1} is not valid JSON: {exc.msg}") from None
-            if not isinstance(record, dict):
-                raise DatasetError(f"{path} line {row + 1} is not a JSON object")
-            text = _completion_text(record)
-            if text is None:
-                without_code += 1
-                continue
-            inputs.append(ToolInputs(code=_code_in(text), path=str(path), row=row))
-    if without_code:
-        fields = ", ".join(_TEXT_FIELDS)
-        echo_notice(f"{without_code} rows of {path} have no {fields} or assistant message; skipped")
-    return inputs
-
-
-def _completion_text(record: dict[str, Any]) -> str | None:
-    for field in _TEXT_FIELDS:
-        value = record.get(field)
-        if isinstance(value, str):
-            return value
-    messages = record.get("messages")
-    if isinstance(messages, list):
-        for message in reversed(messages):
-            if (
-                isinstance(message, dict)
-                and message.get("role") == "assistant"
-                and isinstance(message.get("content"), str)
-            ):
-                content: str = message["content"]
-                return content
-    return None
-
-
-def _code_in(text: str) -> str:
-    blocks = _FENCE.findall(text)
-    return "\n".join(blocks) if blocks else text
-
-
 def _settings(args: argparse.Namespace, context: CliContext, spec: PluginSpec) -> dict[str, str]:
     settings = dict(context.settings.plugins.options.get(spec.name, {}))
     for item in args.setting:
@@ -230,19 +164,14 @@ def _settings(args: argparse.Namespace, context: CliContext, spec: PluginSpec) -
     return settings
 
 
-def _secrets(context: CliContext, spec: PluginSpec) -> dict[str, SecretStr]:
-    secrets: dict[str, SecretStr] = {}
-    for name in spec.secrets:
-        try:
-            secrets[name] = context.secrets.get(name)
-        except SecretError:
-            # The plugin reports the missing key in its own words, with how to set it.
-            logger.debug("no %s key for %s", name, spec.name)
-    return secrets
+def _analysis_service(context: CliContext, *, timeout_s: float) -> AnalysisService:
+    from codetune_studio.services.analysis import AnalysisService
+    from codetune_studio.services.experiments import ExperimentService
 
-
-def _is_local(url: str | None) -> bool:
-    return url is not None and (urlparse(url).hostname or "") in _LOCAL_HOSTS
+    experiments = ExperimentService(context.open_database().database)
+    return AnalysisService(
+        context.secrets, experiments, offline=context.offline, timeout_s=timeout_s
+    )
 
 
 def _label(path: str | None, row: int | None) -> str:

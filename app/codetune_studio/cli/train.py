@@ -65,6 +65,9 @@ def register(subparsers: Subparsers) -> None:
 def _run(args: argparse.Namespace, context: CliContext) -> int:
     from codetune_studio.core.cancel import CancelToken
     from codetune_studio.core.recipe import apply_overrides, load_recipe
+    from codetune_studio.engine.threads import prefer_passive_waiting
+
+    prefer_passive_waiting()  # before the first torch import; see engine.threads
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.services.training import TrainingRunService
 

@@ -43,6 +43,7 @@ __all__ = [
     "LoraSpec",
     "Method",
     "Precision",
+    "ReportTarget",
     "SchedulerType",
     "TrainingRecipe",
     "TrainingSpec",
@@ -61,6 +62,7 @@ Method = Literal["lora", "dora", "qlora", "full", "prompt_tuning"]
 DatasetFormat = Literal["auto", "alpaca", "chat", "sharegpt", "completion", "text", "code"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 SchedulerType = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+ReportTarget = Literal["tensorboard"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -96,6 +98,13 @@ class DatasetSpec(BaseModel):
     validation_split: Float = Field(
         0.1, ge=0.0, lt=0.5, description="Share of rows held out for evaluation."
     )
+    drop_unparseable: Bool = Field(
+        False,
+        description=(
+            "Drop rows whose completion holds Python code (```python blocks, or the whole "
+            "completion for code data) that does not parse; each is listed in the data report."
+        ),
+    )
 
 
 class TrainingSpec(BaseModel):
@@ -130,6 +139,18 @@ class TrainingSpec(BaseModel):
     )
     logging_steps: Int = Field(1, ge=1)
     max_grad_norm: Float = Field(1.0, ge=0.0, description="Gradient clipping; 0 disables it.")
+    report_to: list[ReportTarget] = Field(
+        default_factory=list,
+        description="Experiment trackers, e.g. [tensorboard]: logs go to <output_dir>/tensorboard.",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _listify_report_to(cls, value: object) -> object:
+        # transformers accepts a bare name and "none" here; so do we.
+        if value is None or value == "none":
+            return []
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_length(self) -> TrainingSpec:

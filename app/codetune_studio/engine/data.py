@@ -19,6 +19,7 @@ import logging
 import math
 import random
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Final
 
 from codetune_studio.core.errors import ConfigError, DatasetError
@@ -30,7 +31,8 @@ from codetune_studio.engine.formats import (
     detect_format,
     to_sample,
 )
-from codetune_studio.engine.sources import RawSource, read_source
+from codetune_studio.engine.sources import CODE_SUFFIXES, RawSource, read_source
+from codetune_studio.plugins.code_lint import is_raw_code, unparseable_reason
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,6 +68,7 @@ DEFAULT_CHAT_TEMPLATE: Final = (
 )
 
 _BATCH: Final = 512  # texts per tokenizer call: fast, and bounded memory on big datasets
+_PYTHON_SUFFIXES: Final = frozenset({".py", ".pyi", ".pyw"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class DatasetReport:
         dropped: Every dropped record with its reason.
         duplicates: Every duplicate with the record it repeats.
         fingerprint: A hash of the data, its format and column mapping.
+        unparseable_rows: Records dropped by ``dataset.drop_unparseable`` (also in ``dropped``).
     """
 
     path: str
@@ -157,6 +161,7 @@ class DatasetReport:
     dropped: tuple[DroppedRow, ...] = ()
     duplicates: tuple[DuplicateRow, ...] = ()
     fingerprint: str = ""
+    unparseable_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data."""
@@ -190,6 +195,7 @@ class _Loaded:
     dropped: list[DroppedRow]
     duplicates: list[DuplicateRow] = field(default_factory=list)
     empty: int = 0
+    unparseable: int = 0
 
 
 def prepare_data(
@@ -283,20 +289,66 @@ def _load(spec: DatasetSpec) -> _Loaded:
     if fmt not in FORMATS:  # pragma: no cover - the recipe's Literal already rules this out
         raise ConfigError(f"dataset.format: got {fmt!r}, must be one of {', '.join(FORMATS)}")
     loaded = _Loaded(source, fmt, [], [DroppedRow(s, r) for s, r in source.skipped])
-    seen: dict[str, str] = {}
+    samples: list[Sample] = []
     for record in records:
         result = to_sample(record, fmt)
         if isinstance(result, str):
             loaded.dropped.append(DroppedRow(record.source, result))
             loaded.empty += 1
             continue
-        key = result.content_key()
+        samples.append(result)
+    if spec.drop_unparseable:
+        samples = _drop_unparseable(samples, fmt, loaded)
+    seen: dict[str, str] = {}
+    for sample in samples:
+        key = sample.content_key()
         if key in seen:
-            loaded.duplicates.append(DuplicateRow(record.source, seen[key]))
+            loaded.duplicates.append(DuplicateRow(sample.source, seen[key]))
         else:
-            seen[key] = record.source
-        loaded.samples.append(result)
+            seen[key] = sample.source
+        loaded.samples.append(sample)
     return loaded
+
+
+def _drop_unparseable(samples: list[Sample], fmt: str, loaded: _Loaded) -> list[Sample]:
+    """Leave out samples whose completion holds Python code that does not parse.
+
+    What counts as the code is :mod:`codetune_studio.plugins.code_lint`'s rule, the one the
+    dataset lint uses: ``python`` fenced blocks, or the whole completion for code records and
+    for datasets whose bare completions are Python (so one broken row among code answers is
+    caught, while prose answers are never checked as code).
+    """
+    completions = {id(sample): _completions(sample) for sample in samples}
+    raw_code = fmt == "code" or is_raw_code(t for texts in completions.values() for t in texts)
+    kept: list[Sample] = []
+    for sample in samples:
+        whole = raw_code and _may_be_python(sample.source)
+        reason = next(
+            (
+                found
+                for text in completions[id(sample)]
+                if (found := unparseable_reason(text, whole=whole)) is not None
+            ),
+            None,
+        )
+        if reason is None:
+            kept.append(sample)
+            continue
+        loaded.dropped.append(DroppedRow(sample.source, reason))
+        loaded.unparseable += 1
+    return kept
+
+
+def _completions(sample: Sample) -> list[str]:
+    if sample.is_chat:
+        return [m.content for m in sample.messages if m.role == "assistant"]
+    return [sample.completion]
+
+
+def _may_be_python(source: str) -> bool:
+    """False for a record read from a source file in another language (``app.js:1``)."""
+    suffix = PurePath(source.rsplit(":", 1)[0]).suffix.lower()
+    return suffix in _PYTHON_SUFFIXES or suffix not in CODE_SUFFIXES
 
 
 def _report(
@@ -308,7 +360,10 @@ def _report(
     *,
     unit: str,
 ) -> DatasetReport:
-    payload = json.dumps([loaded.source.fingerprint, loaded.format, sorted(spec.columns.items())])
+    parts: list[object] = [loaded.source.fingerprint, loaded.format, sorted(spec.columns.items())]
+    if spec.drop_unparseable:  # other rows train; only then, so older fingerprints still match
+        parts.append("drop_unparseable")
+    payload = json.dumps(parts)
     return DatasetReport(
         path=spec.path,
         format=loaded.format,
@@ -322,6 +377,7 @@ def _report(
         dropped=tuple(loaded.dropped),
         duplicates=tuple(loaded.duplicates),
         fingerprint=hashlib.sha256(payload.encode("utf-8")).hexdigest(),
+        unparseable_rows=loaded.unparseable,
     )
 
 

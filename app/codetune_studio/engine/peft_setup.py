@@ -36,7 +36,9 @@ __all__ = [
     "PROMPT_TUNING_VIRTUAL_TOKENS",
     "MixedPrecision",
     "base_load_dtype",
+    "bf16_supported",
     "build_peft_config",
+    "device_type",
     "prepare_model",
     "quantization_config",
     "resolve_mixed_precision",
@@ -46,6 +48,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MixedPrecision = Literal["no", "bf16", "fp16"]
+DeviceType = Literal["cuda", "mps", "cpu"]
 
 #: Methods that train an adapter (saved in PEFT's format) rather than the whole model.
 PEFT_METHODS = frozenset({"lora", "dora", "qlora", "prompt_tuning"})
@@ -59,14 +62,50 @@ _QLORA_HINT = (
 )
 
 
+def device_type() -> DeviceType:
+    """The device a run trains on, in Accelerate's order of preference.
+
+    CUDA, then Apple's MPS, then the CPU. Accelerate itself tries MPS before CUDA, but no
+    machine has both, so the two orders agree; ``Accelerator(cpu=False)`` then picks this
+    device on its own.
+
+    Returns:
+        ``"cuda"``, ``"mps"`` or ``"cpu"``.
+    """
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available() and torch.backends.mps.is_built():
+        return "mps"
+    return "cpu"
+
+
+def bf16_supported(device: str) -> bool:
+    """Whether a device computes in bfloat16, judged as Accelerate judges it.
+
+    Args:
+        device: ``cuda``, ``mps`` or ``cpu``.
+
+    Returns:
+        For CUDA, whether the GPU supports bf16; for MPS, whether macOS is 14 or newer (older
+        Metal has no bf16, and Accelerate refuses it there); for the CPU, ``True``.
+    """
+    if device == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device == "mps":
+        return bool(torch.backends.mps.is_macos_or_newer(14, 0))
+    return True
+
+
 def resolve_mixed_precision(
     precision: str, *, device_type: str, bf16_supported: bool
 ) -> MixedPrecision:
     """Turn the recipe's ``training.precision`` into Accelerate's ``mixed_precision``.
 
     ``auto`` picks bf16 on a CUDA GPU that supports it, fp16 on older CUDA GPUs, and full
-    precision elsewhere (CPU autocast is slower than fp32 on most CPUs, and MPS's fp16 autocast
-    is unreliable for training).
+    precision elsewhere: CPU autocast is slower than fp32 on most CPUs, and on Apple's MPS
+    fp16 autocast (with a gradient scaler) and bf16 (macOS 14+) are opt-in, since both are
+    newer there and less well trodden for training than fp32. An explicit ``fp16`` or ``bf16``
+    is passed on to Accelerate, which supports both on MPS with this torch.
 
     Args:
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
@@ -89,6 +128,11 @@ def resolve_mixed_precision(
         if device_type == "cuda" and not bf16_supported:
             raise ConfigError(
                 "training.precision: bf16 is not supported by this GPU; use fp16 or auto"
+            )
+        if device_type == "mps" and not bf16_supported:
+            raise ConfigError(
+                "training.precision: bf16 on an Apple GPU needs macOS 14 or newer; "
+                "use fp16, fp32 or auto"
             )
         return "bf16"
     if precision == "fp16":

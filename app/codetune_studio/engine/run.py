@@ -18,6 +18,7 @@ is just ``(epoch, micro-batches consumed)``, stored in every checkpoint.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import math
 import os
@@ -33,7 +34,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 
-from codetune_studio.core.errors import CodetuneError, TrainingError
+from codetune_studio.core.errors import CodetuneError, ConfigError, TrainingError
 from codetune_studio.core.events import (
     CheckpointSaved,
     EvalCompleted,
@@ -58,12 +59,15 @@ from codetune_studio.engine.peft_setup import (
     PEFT_METHODS,
     MixedPrecision,
     base_load_dtype,
+    bf16_supported,
+    device_type,
     prepare_model,
     quantization_config,
     resolve_mixed_precision,
     trainable_parameters,
 )
 from codetune_studio.engine.sinks import EventSink, NullSink
+from codetune_studio.engine.threads import configure_torch_threads
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -73,7 +77,14 @@ if TYPE_CHECKING:
     from codetune_studio.core.recipe import TrainingRecipe
     from codetune_studio.engine.data import PreparedData
 
-__all__ = ["ADAPTER_DIR", "CHECKPOINTS_DIR", "RunResult", "out_of_memory_advice", "run_training"]
+__all__ = [
+    "ADAPTER_DIR",
+    "CHECKPOINTS_DIR",
+    "TENSORBOARD_DIR",
+    "RunResult",
+    "out_of_memory_advice",
+    "run_training",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +94,8 @@ _POSITION_ONLY_ATTENTION = frozenset({"flash_attention_2", "flash_attention_3"})
 #: Sub-folders of a run's output folder.
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
+#: Where ``training.report_to: [tensorboard]`` writes (Accelerate's tracker, named after it).
+TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,9 +292,14 @@ class _Session:
         )
 
     def release(self) -> None:
-        """Drop references so a caller running several runs in one process gets memory back."""
+        """Close the trackers; drop references so a caller running several runs gets memory back."""
         self.model = self.optimizer = self.scheduler = None
         if self.accelerator is not None:
+            # What Accelerator.end_training does, less destroying the process group: that
+            # belongs to the launcher (torchrun), not to this run.
+            for tracker in self.accelerator.trackers:
+                tracker.finish()
+            self.accelerator.trackers = []
             self.accelerator.free_memory()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -291,12 +309,23 @@ class _Session:
     def setup(self, *, data_dir: Path, resume_from: Path | None, offline: bool) -> None:
         recipe = self.recipe
         training = recipe.training
+        report_to = list(training.report_to)
+        _check_trackers(report_to)  # before minutes of model building, not after
+        configure_torch_threads()  # CODETUNE_TORCH_THREADS; before the starter model's build
+        device = device_type()
         mixed = resolve_mixed_precision(
-            training.precision, device_type=_device_type(), bf16_supported=_bf16_supported()
+            training.precision, device_type=device, bf16_supported=bf16_supported(device)
         )
         # cpu=True is what makes Accelerate read torchrun's environment on a machine without
-        # a GPU (MULTI_CPU over gloo); without it each process would train alone.
-        self.accelerator = Accelerator(mixed_precision=mixed, cpu=_device_type() == "cpu")
+        # a GPU (MULTI_CPU over gloo); without it each process would train alone. Otherwise
+        # Accelerate picks the GPU (CUDA or MPS) itself.
+        self.accelerator = Accelerator(
+            mixed_precision=mixed,
+            cpu=device == "cpu",
+            log_with=report_to or None,
+            # Accelerate's trackers log under <project_dir>/<project name>.
+            project_dir=str(self.output_dir) if report_to else None,
+        )
         set_seed(training.seed)
         model_path = self._resolve_model(data_dir, offline)
         self.tokenizer = self._load_tokenizer(model_path, offline)
@@ -314,6 +343,9 @@ class _Session:
         self.checkpoints.remove_stale()
         if resume_from is not None:
             self._resume(Path(resume_from))
+        if report_to:
+            # Rank 0 alone writes; a resumed run appends to the same folder by step.
+            self.accelerator.init_trackers(TENSORBOARD_DIR)
 
     def _resolve_model(self, data_dir: Path, offline: bool) -> str | Path:
         from codetune_studio.engine.starter import resolve_model
@@ -369,6 +401,18 @@ class _Session:
             seed=training.seed,
         )
         self.data_fingerprint = data.fingerprint
+        report = data.report
+        self.log(
+            logging.INFO,
+            "dataset %s (%s): %d of %d rows kept, %d dropped (%d unparseable), %d duplicates",
+            report.path,
+            report.format,
+            report.examples,
+            report.rows,
+            len(report.dropped),
+            report.unparseable_rows,
+            report.duplicate_rows,
+        )
         return data
 
     def _load_model(self, model_path: str | Path, mixed: MixedPrecision, offline: bool) -> Any:
@@ -534,6 +578,7 @@ class _Session:
         self.last_loss = metrics["loss"]
         if self.step % training.logging_steps == 0 or self.step == plan.total_steps:
             self.emit(MetricsLogged(step=self.step, metrics=metrics))
+            self._track("train", metrics)
         if training.eval_steps and self.step % training.eval_steps == 0 and plan.validation:
             self._evaluate()
         if training.save_steps and self.step % training.save_steps == 0:
@@ -691,6 +736,13 @@ class _Session:
         self.last_eval = eval_loss
         self.last_eval_step = self.step
         self.emit(EvalCompleted(step=self.step, eval_loss=eval_loss, perplexity=perplexity))
+        self._track("eval", {"loss": eval_loss, "perplexity": perplexity})
+
+    def _track(self, prefix: str, metrics: dict[str, float]) -> None:
+        """Send metrics to the recipe's trackers (``training.report_to``), if any."""
+        accelerator = self._accelerator()
+        if accelerator.trackers:
+            accelerator.log({f"{prefix}/{k}": v for k, v in metrics.items()}, step=self.step)
 
     def _checkpoint(self, epoch: int, position: int) -> None:
         assert self.checkpoints is not None  # noqa: S101 - set up in setup()
@@ -742,21 +794,32 @@ class _Session:
         return device
 
 
-def _device_type() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+def _check_trackers(report_to: Sequence[str]) -> None:
+    """Fail before training when a tracker's package is missing (Accelerate would skip it).
 
+    Args:
+        report_to: The recipe's ``training.report_to``.
 
-def _bf16_supported() -> bool:
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    Raises:
+        ConfigError: A tracker's package is not installed; the message says how to install it.
+    """
+    # Accelerate's TensorBoard tracker writes through torch.utils.tensorboard (which needs the
+    # tensorboard package) or, failing that, tensorboardX.
+    if "tensorboard" in report_to and not any(
+        importlib.util.find_spec(name) is not None for name in ("tensorboard", "tensorboardX")
+    ):
+        raise ConfigError(
+            "training.report_to: tensorboard needs the tensorboard package, which is not "
+            "installed: pip install tensorboard (or remove tensorboard from training.report_to)"
+        )
 
 
 def _memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.memory_allocated(device) / 2**20
+    if device.type == "mps":
+        # Metal allocations live outside the process's resident set.
+        return torch.mps.current_allocated_memory() / 2**20
     # psutil comes with accelerate; imported by name because it ships no type stubs.
     psutil = importlib.import_module("psutil")
     return float(psutil.Process().memory_info().rss) / 2**20

@@ -67,7 +67,7 @@ PAD_TOKEN: Final = "<|pad|>"  # noqa: S105
 SPECIAL_TOKENS: Final = (BOS_TOKEN, PAD_TOKEN, "<|im_start|>", EOS_TOKEN)
 _MARKER: Final = "starter.json"
 _MAX_POSITIONS: Final = 1024
-#: Pre-training steps of the cached starter model (about a minute on two CPU cores).
+#: Pre-training steps of the cached starter model (under two minutes on two CPU cores).
 DEFAULT_PRETRAIN_STEPS: Final = 300
 
 

@@ -84,7 +84,7 @@ class ToolInputs(BaseModel):
         path: Where it came from, for display and for findings: a file path, or a label such
             as ``"train.jsonl[row 12]"`` or ``"<pasted>"``.
         language: The code's language, lower case (``"python"``).
-        row: The dataset row the code came from (0-based), when it came from a dataset.
+        row: The dataset row the code came from (its line in the file, from 1), if any.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

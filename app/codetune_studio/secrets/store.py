@@ -11,9 +11,6 @@ import os
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import keyring
-import keyring.backends.fail
-from keyring.errors import KeyringError, PasswordDeleteError
 from pydantic import SecretStr
 
 from codetune_studio.core.errors import SecretError
@@ -126,6 +123,9 @@ class KeyringSecretStore:
 
     def set(self, name: str, value: SecretStr) -> None:
         """Store the key in the keyring; refuse rather than fall back to a plaintext file."""
+        import keyring
+        from keyring.errors import KeyringError
+
         raw = _checked_value(name, value)
         self._require_secure_backend()
         try:
@@ -139,6 +139,9 @@ class KeyringSecretStore:
 
     def delete(self, name: str) -> bool:
         """Remove the key from the keyring; environment variables are left alone."""
+        import keyring
+        from keyring.errors import KeyringError, PasswordDeleteError
+
         _kind(name)
         if self._read_keyring(name) is None:
             return False
@@ -161,6 +164,10 @@ class KeyringSecretStore:
         return SecretInfo(name=name, label=kind.label, source=source, env_var=kind.env_var)
 
     def _read_keyring(self, name: str) -> str | None:
+        # keyring (and its backend discovery) loads on first use, not with the studio.
+        import keyring
+        from keyring.errors import KeyringError
+
         if not _backend_usable():
             return None
         try:
@@ -190,16 +197,23 @@ class KeyringSecretStore:
 
 
 def _backend_usable() -> bool:
+    import keyring
+    import keyring.backends.fail
+
     backend = keyring.get_keyring()
     return not isinstance(backend, keyring.backends.fail.Keyring) and backend.priority > 0
 
 
 def _backend_is_plaintext() -> bool:
+    import keyring
+
     module = type(keyring.get_keyring()).__module__
     return module.startswith("keyrings.alt")
 
 
 def _backend_name() -> str:
+    import keyring
+
     backend = keyring.get_keyring()
     return f"{type(backend).__module__}.{type(backend).__name__}"
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from collections.abc import Generator
+
+    import numpy as np
 
 __all__ = [
     "LINE_SUFFIXES",
@@ -68,6 +68,8 @@ def index_lines(path: Path, *, skip_header: bool = False) -> Generator[IndexProg
     Returns:
         The number of rows found.
     """
+    import numpy as np  # loaded with the first file, not with the window
+
     total = path.stat().st_size
     count = 0
     header_pending = skip_header

@@ -151,6 +151,20 @@ class ExperimentService:
         logger.info("Run %s ended as %s", run.id, run.status.value)
         return run
 
+    def delete_run(self, run_id: int) -> None:
+        """Delete an ended run and its metrics from the database; its files stay on disk.
+
+        Args:
+            run_id: The run.
+
+        Raises:
+            NotFoundError: If the run does not exist.
+            ConflictError: If it has not ended.
+        """
+        with self._uow() as session:
+            RunRepository(session).delete(run_id)
+        logger.info("Deleted run %s", run_id)
+
     def get_run(self, run_id: int) -> Run:
         """Return one run.
 

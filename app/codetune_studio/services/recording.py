@@ -31,9 +31,12 @@ if TYPE_CHECKING:
 
     from codetune_studio.services.experiments import ExperimentService
 
-__all__ = ["RunRecorder"]
+__all__ = ["HEARTBEAT_INTERVAL_S", "RunRecorder"]
 
 logger = logging.getLogger(__name__)
+
+#: How often a recording worker marks its run alive; a run silent for a few of these is lost.
+HEARTBEAT_INTERVAL_S = 15.0
 
 #: Points kept in memory while the database is unreachable, so a long outage cannot exhaust RAM.
 _MAX_PENDING_POINTS = 200_000
@@ -58,7 +61,7 @@ class RunRecorder:
         *,
         batch_size: int = 200,
         flush_interval_s: float = 2.0,
-        heartbeat_interval_s: float = 15.0,
+        heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._experiments = experiments

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from codetune_studio import __version__
 from codetune_studio.core.errors import StorageError, StorageUnavailableError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from types import TracebackType
 
@@ -26,7 +27,13 @@ if TYPE_CHECKING:
     from codetune_studio.ui.main_window import MainWindow
     from codetune_studio.ui.studio_services import StudioServices
 
-__all__ = ["CrashHandler", "StudioContext", "run_studio"]
+__all__ = [
+    "CrashHandler",
+    "StudioContext",
+    "ask_use_local_store",
+    "open_studio_window",
+    "run_studio",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -136,23 +143,38 @@ class CrashHandler:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
-def _open_database(context: StudioContext) -> OpenedDatabase | None:
+def ask_use_local_store(problem: str, local_store: Path) -> bool:
+    """Ask whether to use the local SQLite store because the configured database is unreachable.
+
+    Args:
+        problem: Why the database could not be reached.
+        local_store: The local SQLite file.
+
+    Returns:
+        ``True`` to start on the local store, ``False`` to quit.
+    """
+    box = QMessageBox()
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Database unreachable")
+    box.setText(f"{problem}\n\nUse the local SQLite store for this session instead?")
+    box.setInformativeText(
+        f"Local store: {local_store}. Runs recorded there are not shared "
+        "with your team. Change the database in File > Settings."
+    )
+    use_local = box.addButton("Use local store", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return box.clickedButton() is use_local
+
+
+def _open_database(
+    context: StudioContext, ask: Callable[[str, Path], bool] = ask_use_local_store
+) -> OpenedDatabase | None:
     """Open the configured database; offer the local store when PostgreSQL is unreachable."""
     try:
         return context.open_database()
     except StorageUnavailableError as exc:
-        box = QMessageBox()
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Database unreachable")
-        box.setText(f"{exc}\n\nUse the local SQLite store for this session instead?")
-        box.setInformativeText(
-            f"Local store: {context.paths.database_file}. Runs recorded there are not shared "
-            "with your team. Change the database in File > Settings."
-        )
-        use_local = box.addButton("Use local store", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
-        box.exec()
-        if box.clickedButton() is not use_local:
+        if not ask(str(exc), context.paths.database_file):
             return None
         from codetune_studio.services.database import OpenedDatabase, open_database
 
@@ -202,18 +224,6 @@ def describe_database(url_masked: str) -> str:
     return f"PostgreSQL {host_db}"
 
 
-def _follow_system_palette(app: QApplication) -> None:
-    """Let pyqtgraph draw with the palette's colours (light or dark, as the system says)."""
-    import pyqtgraph as pg
-
-    palette = app.palette()
-    pg.setConfigOptions(
-        foreground=palette.color(QPalette.ColorRole.WindowText),
-        background=None,
-        antialias=True,
-    )
-
-
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The application object, created once."""
     existing = QApplication.instance()
@@ -244,16 +254,33 @@ def run_studio(context: StudioContext) -> int:
     crash = CrashHandler(context.paths.log_dir)
     crash.install()
     try:
-        _follow_system_palette(app)
-        opened = _open_database(context)
-        if opened is None:
+        window = open_studio_window(context)
+        if window is None:
             return 1
-        window = _show_window(context, opened)
         status = app.exec()
         del window
         return int(status)
     finally:
         crash.uninstall()
+
+
+def open_studio_window(
+    context: StudioContext, *, ask_use_local: Callable[[str, Path], bool] = ask_use_local_store
+) -> MainWindow | None:
+    """Open the database (or the local store, if the user agrees) and show the window.
+
+    Args:
+        context: The command line's context.
+        ask_use_local: Asks whether to fall back to the local store when the configured
+            database is unreachable (tests answer it).
+
+    Returns:
+        The shown window, or ``None`` when the studio cannot start (the user chose Quit).
+    """
+    opened = _open_database(context, ask_use_local)
+    if opened is None:
+        return None
+    return _show_window(context, opened)
 
 
 def _show_window(context: StudioContext, opened: OpenedDatabase) -> MainWindow:

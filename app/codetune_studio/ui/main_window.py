@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QEventLoop, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QEventLoop, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
+    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
@@ -40,6 +41,7 @@ from codetune_studio import __version__
 from codetune_studio.core.errors import ConfigError, TrainingError
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.device import DeviceInfo, detect_device
+from codetune_studio.services.runs import StaleRun, find_stale_runs, mark_lost_run_failed
 from codetune_studio.services.training import RECIPE_SNAPSHOT
 from codetune_studio.ui import notify
 from codetune_studio.ui.panels.datasets import DatasetsPanel
@@ -58,7 +60,8 @@ if TYPE_CHECKING:
     from codetune_studio.core.events import Event
     from codetune_studio.core.models import Run
     from codetune_studio.core.recipe import TrainingRecipe
-    from codetune_studio.settings import SettingsStore
+    from codetune_studio.services.experiments import ExperimentService
+    from codetune_studio.settings import AppSettings, SettingsStore
     from codetune_studio.ui.panels.base import Panel
 
 __all__ = ["CloseChoice", "MainWindow", "StudioServices"]
@@ -90,6 +93,7 @@ class MainWindow(QMainWindow):
 
     run_started = Signal(int)
     run_ended = Signal(object)  # RunOutcome
+    first_frame_shown = Signal()  # the window is on screen; deferred parts are being built
 
     def __init__(
         self,
@@ -113,6 +117,11 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._layout_restored = False
         self._shown_once = False
+        self._first_frame_done = False
+        #: Runs still RUNNING in the database whose worker stopped reporting, by id.
+        self.lost_runs: dict[int, StaleRun] = {}
+        #: Asks before deleting a run; tests replace it.
+        self.confirm_delete: Callable[[Run], bool] = self._confirm_delete
         self.setObjectName("mainWindow")
         self.setWindowTitle("CodeTune Studio")
         self.setAcceptDrops(True)
@@ -153,8 +162,13 @@ class MainWindow(QMainWindow):
             self.services.experiments, self.services.resources / "recipes", self
         )
         self.monitor_panel = MonitorPanel(self.services.experiments, self)
-        disabled = self.settings_store.load().plugins.disabled
-        self.plugins_panel = PluginsPanel(self.services.plugins, disabled, self)
+        self.plugins_panel = PluginsPanel(
+            self.services.plugins,
+            parent=self,
+            analysis=self.services.analysis,
+            settings_store=self.settings_store,
+            selected_dataset=lambda: self.datasets_panel.current_path,
+        )
         self.panels: list[Panel] = [
             self.datasets_panel,
             self.parameters_panel,
@@ -367,6 +381,7 @@ class MainWindow(QMainWindow):
         self.runs_table.doubleClicked.connect(self._on_runs_table_double_clicked)
         self.runs_table.customContextMenuRequested.connect(self._on_runs_table_context_menu)
         self._runs_timer.timeout.connect(self.refresh_runs)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_color_scheme_changed)
 
     # --- layout persistence -------------------------------------------------------------------
 
@@ -404,6 +419,43 @@ class MainWindow(QMainWindow):
             dock.show()
         self.docks["parameters"].raise_()
 
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if not self._first_frame_done and event.type() == QEvent.Type.Paint:
+            self._first_frame_done = True
+            # Queued behind the rest of this paint pass: the plots come once the window shows.
+            QTimer.singleShot(0, self._on_first_frame_shown)
+        return handled
+
+    @safe_slot()
+    def _on_first_frame_shown(self) -> None:
+        if self._closing:
+            return
+        self.monitor_panel.ensure_plots()
+        self.first_frame_shown.emit()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ApplicationPaletteChange:
+            self.apply_palette()
+
+    @safe_slot()
+    def _on_color_scheme_changed(self) -> None:
+        # Most platform themes swap the palette themselves (ApplicationPaletteChange follows);
+        # re-tint once the new palette is in place in case this one does not.
+        QTimer.singleShot(0, self.apply_palette)
+
+    def apply_palette(self) -> None:
+        """Re-colour the plots for the current palette (the system switched light/dark)."""
+        import sys
+
+        if "pyqtgraph" in sys.modules:  # nothing to tint before the first plot exists
+            from codetune_studio.ui import plotting
+
+            plotting.set_default_colours()
+        self.monitor_panel.apply_palette()
+        self.datasets_panel.apply_palette()
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._shown_once:
@@ -440,13 +492,18 @@ class MainWindow(QMainWindow):
         if self._runs_task is not None and not self._runs_task.done:
             return
         self._runs_task = run_in_thread(
-            self.services.experiments.list_runs, on_return=self._on_runs_returned
+            _list_runs_and_lost, self.services.experiments, on_return=self._on_runs_returned
         )
 
     @safe_slot()
-    def _on_runs_returned(self, runs: list[Run]) -> None:
+    def _on_runs_returned(self, result: tuple[list[Run], list[StaleRun]]) -> None:
+        runs, stale = result
+        # A run this window hosts is never lost: its worker's pipe says whether it lives.
+        stale = [s for s in stale if s.run.id not in self.controllers]
+        newly_lost = [s for s in stale if s.run.id not in self.lost_runs]
+        self.lost_runs = {s.run.id: s for s in stale}
         selected = self.selected_run()
-        self.runs_model.set_runs(runs)
+        self.runs_model.set_runs(runs, {s.run.id: s.reason for s in stale})
         self.runs_stack.setCurrentWidget(self.runs_table if runs else self.runs_empty)
         if selected is not None:
             row = self.runs_model.row_of(selected.id)
@@ -459,10 +516,18 @@ class MainWindow(QMainWindow):
             parts.append(f"{len(active)} active")
         if counts[RunStatus.FAILED]:
             parts.append(f"{counts[RunStatus.FAILED]} failed")
+        if stale:
+            parts.append(f"{len(stale)} lost")
         self.runs_summary.setText("  ·  ".join(parts))
+        if newly_lost:
+            names = ", ".join(f"{s.run.id} ({s.run.owner}@{s.run.host})" for s in newly_lost[:5])
+            notify.warning(
+                f"Run(s) {names} still say RUNNING, but their worker stopped reporting. "
+                "Right-click a run and choose Mark as failed to close it."
+            )
         if not self._announced_active:
             self._announced_active = True
-            self._adopt_active_runs(active)
+            self._adopt_active_runs([r for r in active if r.id not in self.lost_runs])
 
     def _adopt_active_runs(self, active: list[Run]) -> None:
         """At start-up, show runs still RUNNING (from this or another studio) and follow one."""
@@ -507,14 +572,109 @@ class MainWindow(QMainWindow):
 
     @safe_slot()
     def _on_runs_table_context_menu(self, position: Any) -> None:
+        index = self.runs_table.indexAt(position)
+        if index.isValid():
+            self.runs_table.selectRow(index.row())
         run = self.selected_run()
         if run is None:
             return
+        self.build_run_menu(run).exec(self.runs_table.viewport().mapToGlobal(position))
+
+    def build_run_menu(self, run: Run) -> QMenu:
+        """The runs table's context menu for one run.
+
+        Args:
+            run: The run right-clicked.
+
+        Returns:
+            The menu (its actions carry object names such as ``resumeRunAction``).
+        """
         menu = QMenu(self)
-        menu.addAction("Follow in monitor", lambda: self.follow(run))
-        resume = menu.addAction("Resume from last checkpoint", self._on_resume_checkpoint_triggered)
-        resume.setEnabled(bool(run.output_dir) and run.status.is_terminal)
-        menu.exec(self.runs_table.viewport().mapToGlobal(position))
+        menu.setObjectName("runMenu")
+        hosted = run.id in self.controllers and self.controllers[run.id].running
+        entries: list[tuple[str, str, Callable[[], Any], bool]] = [
+            ("followRunAction", "Follow in monitor", lambda: self.follow(run), True),
+            (
+                "resumeRunAction",
+                "Resume from last checkpoint",
+                lambda: self._resume(run),
+                bool(run.output_dir) and run.status.is_terminal and not self.active_controllers,
+            ),
+            (
+                "openRunFolderAction",
+                "Open output folder",
+                lambda: self._open_output_folder(run),
+                bool(run.output_dir),
+            ),
+            ("copyRunIdAction", "Copy run id", lambda: self._copy_run_id(run), True),
+        ]
+        if run.id in self.lost_runs:
+            entries.append(
+                ("markFailedAction", "Mark as failed", lambda: self._mark_failed(run), True)
+            )
+        entries.append(
+            (
+                "deleteRunAction",
+                "Delete run…",
+                lambda: self._delete_run(run),
+                run.status.is_terminal and not hosted,
+            )
+        )
+        for object_name, text, slot, enabled in entries:
+            if object_name == "deleteRunAction":
+                menu.addSeparator()
+            action = menu.addAction(text)
+            action.setObjectName(object_name)
+            action.setEnabled(enabled)
+            action.triggered.connect(safe_slot()(slot))
+        return menu
+
+    def _resume(self, run: Run) -> None:
+        from codetune_studio.core.recipe import TrainingRecipe
+
+        recipe = TrainingRecipe.model_validate(run.recipe)
+        self.start_training(recipe.model_copy(update={"output_dir": None}), resume=run)
+
+    def _open_output_folder(self, run: Run) -> None:
+        folder = Path(run.output_dir or "")
+        if not run.output_dir or not folder.is_dir():
+            notify.warning(f"Run {run.id}'s output folder {folder} does not exist (any more).")
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _copy_run_id(self, run: Run) -> None:
+        QGuiApplication.clipboard().setText(str(run.id))
+        self.statusBar().showMessage(f"Copied run id {run.id}", 3000)
+
+    def _mark_failed(self, run: Run) -> None:
+        stale = self.lost_runs.get(run.id)
+        if stale is None:
+            return
+        mark_lost_run_failed(self.services.experiments, stale)
+        del self.lost_runs[run.id]
+        notify.info(f"Run {run.id} marked as failed: {stale.reason}.")
+        self.refresh_runs()
+
+    def _confirm_delete(self, run: Run) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Delete run",
+            f"Delete run {run.id} ({run.name}) and its metrics from the database?\n\n"
+            f"Its files in {run.output_dir or 'its output folder'} are kept; delete them "
+            "yourself if you no longer need them.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _delete_run(self, run: Run) -> None:
+        if not self.confirm_delete(run):
+            return
+        self.services.experiments.delete_run(run.id)
+        if self.monitor_panel.run_id == run.id and not self.monitor_panel.hosted:
+            self.monitor_panel.attach_run(run.id, f"{run.name} (deleted)", hosted=False)
+        notify.info(f"Run {run.id} deleted; its files are kept in {run.output_dir}.")
+        self.refresh_runs()
 
     # --- training -----------------------------------------------------------------------------
 
@@ -669,10 +829,7 @@ class MainWindow(QMainWindow):
         if run is None:
             notify.warning("Select the run to resume in the runs table first.")
             return
-        from codetune_studio.core.recipe import TrainingRecipe
-
-        recipe = TrainingRecipe.model_validate(run.recipe)
-        self.start_training(recipe.model_copy(update={"output_dir": None}), resume=run)
+        self._resume(run)
 
     # --- other panels and menus ---------------------------------------------------------------
 
@@ -729,7 +886,17 @@ class MainWindow(QMainWindow):
         from codetune_studio.ui.dialogs.settings import SettingsDialog  # not on the start-up path
 
         dialog = SettingsDialog(self.services, self.settings_store, self)
+        dialog.settings_saved.connect(self._on_settings_dialog_settings_saved)
         dialog.open()
+
+    @safe_slot()
+    def _on_settings_dialog_settings_saved(self, settings: AppSettings) -> None:
+        """Apply what can change while the studio runs (offline mode); the rest waits."""
+        self.services.offline = settings.offline
+        self.offline_label.setText("Offline" if settings.offline else "Online")
+        self.offline_label.setToolTip(
+            "The network is never used" if settings.offline else "Hub downloads allowed"
+        )
 
     @safe_slot()
     def _on_docs_triggered(self) -> None:
@@ -821,6 +988,12 @@ class MainWindow(QMainWindow):
             loop.exec()
         for controller in controllers:
             controller.wait(2000)
+
+
+def _list_runs_and_lost(experiments: ExperimentService) -> tuple[list[Run], list[StaleRun]]:
+    """The runs, and those whose worker stopped reporting (runs on a worker thread)."""
+    runs = experiments.list_runs()
+    return runs, find_stale_runs(runs, datetime.now(UTC))
 
 
 def detect_device_task() -> DeviceInfo:

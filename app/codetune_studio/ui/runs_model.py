@@ -11,6 +11,8 @@ from PySide6.QtGui import QColor
 from codetune_studio.core.status import RunStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from codetune_studio.core.models import Run
 
 __all__ = ["RunsTableModel"]
@@ -34,6 +36,7 @@ _STATUS_COLOURS = {
     RunStatus.CANCELLED: "#d97706",
     RunStatus.FAILED: "#dc2626",
 }
+_LOST_COLOUR = "#b45309"
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -43,16 +46,28 @@ class RunsTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._runs: list[Run] = []
+        self._lost: dict[int, str] = {}
 
-    def set_runs(self, runs: list[Run]) -> None:
-        """Show these runs (already ordered)."""
-        if [(r.id, r.status, r.ended_at, r.error) for r in runs] == [
+    def set_runs(self, runs: list[Run], lost: Mapping[int, str] | None = None) -> None:
+        """Show these runs (already ordered).
+
+        Args:
+            runs: The runs.
+            lost: Runs still RUNNING in the database whose worker stopped reporting, with why.
+        """
+        lost = dict(lost or {})
+        if lost == self._lost and [(r.id, r.status, r.ended_at, r.error) for r in runs] == [
             (r.id, r.status, r.ended_at, r.error) for r in self._runs
         ]:
             return
         self.beginResetModel()
         self._runs = list(runs)
+        self._lost = lost
         self.endResetModel()
+
+    def lost_reason(self, run_id: int) -> str | None:
+        """Why a run is shown as lost, or ``None`` if it is not."""
+        return self._lost.get(run_id)
 
     def run_at(self, row: int) -> Run | None:
         """The run shown in ``row``, if there is one."""
@@ -87,6 +102,9 @@ class RunsTableModel(QAbstractTableModel):
         if run is None:
             return None
         column = _COLUMNS[index.column()]
+        lost = self._lost.get(run.id)
+        if lost is not None and column in {"Status", "Note"}:
+            return _lost_data(column, role, lost)
         if role == Qt.ItemDataRole.DisplayRole:
             return _cell(run, column)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -98,6 +116,16 @@ class RunsTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.UserRole:
             return run.id
         return None
+
+
+def _lost_data(column: str, role: int, reason: str) -> Any:
+    if role == Qt.ItemDataRole.DisplayRole:
+        return "Lost" if column == "Status" else reason
+    if role == Qt.ItemDataRole.ToolTipRole:
+        return f"Still RUNNING in the database, but {reason}. Right-click: Mark as failed."
+    if role == Qt.ItemDataRole.ForegroundRole:
+        return QColor(_LOST_COLOUR)
+    return None
 
 
 def _cell(run: Run, column: str) -> str:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from codetune_studio.core.paths import StudioPaths
     from codetune_studio.plugins.registry import PluginEntry
     from codetune_studio.secrets import SecretStore
+    from codetune_studio.services.analysis import AnalysisService
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.services.training import TrainingRunService
 
@@ -176,6 +177,13 @@ class StudioServices:
     test_database: Callable[[str, Path], str] = probe_database
     resources: Path = field(default_factory=resources_dir)
     fallback_reason: str | None = None
+
+    @property
+    def analysis(self) -> AnalysisService:
+        """Runs analysis plugins (with the declared keys only) and records what they find."""
+        from codetune_studio.services.analysis import AnalysisService
+
+        return AnalysisService(self.secrets, self.experiments, offline=self.offline)
 
     @property
     def training(self) -> TrainingRunService:

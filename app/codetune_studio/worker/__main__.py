@@ -18,6 +18,7 @@ from codetune_studio.core.errors import CodetuneError, ConfigError
 from codetune_studio.core.events import LogRecorded, RunFinished
 from codetune_studio.core.status import RunStatus
 from codetune_studio.engine.sinks import CompositeSink, EventSink, JsonLinesSink, NullSink
+from codetune_studio.engine.threads import prefer_passive_waiting
 from codetune_studio.worker import EXIT_FAILED, exit_code_for, parse_command
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class JsonLogFormatter(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one training run as a child process and return its exit status."""
+    prefer_passive_waiting()  # before the first torch import; see engine.threads
     args = _parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     events = _claim_stdout()

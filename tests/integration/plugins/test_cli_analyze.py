@@ -91,7 +91,7 @@ def test_analyze_dataset_checks_each_rows_completion(
     captured = capsys.readouterr()
     found = [(r["row"], r["line"], r["rule"]) for r in json.loads(captured.out)]
     assert status == 1
-    assert found == [(1, 1, "syntax-error"), (2, 2, "unused-import")]
+    assert found == [(2, 1, "syntax-error"), (3, 2, "unused-import")]  # rows are file lines
     assert "1 rows of" in captured.err
 
 
@@ -197,3 +197,24 @@ def test_plugins_list_shows_builtins_and_what_they_need(capsys: pytest.CaptureFi
     table = capsys.readouterr().out
     assert "openai_code_analyzer" in table
     assert "network, openai key" in table
+
+
+def test_analyze_records_its_findings_in_the_plugin_results_table(
+    tmp_path: Path, isolated_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codetune_studio.core.paths import resolve_paths
+    from codetune_studio.services.database import open_database
+    from codetune_studio.services.experiments import ExperimentService
+
+    target = tmp_path / "unused.py"
+    target.write_text(UNUSED)
+    assert main(["analyze", str(target), "--format", "json"]) == 0
+    capsys.readouterr()
+    opened = open_database(None, sqlite_path=resolve_paths().database_file, allow_fallback=False)
+    try:
+        (stored,) = ExperimentService(opened.database).list_plugin_results(target=str(target))
+    finally:
+        opened.close()
+    assert stored.plugin == "code_analyzer"
+    assert stored.status == "ok"
+    assert [finding["rule"] for finding in stored.findings] == ["unused-import"]

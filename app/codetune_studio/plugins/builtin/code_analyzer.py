@@ -65,6 +65,7 @@ __all__ = [
     "analyze_source",
     "cyclomatic_complexity",
     "plugin_spec",
+    "syntax_error",
 ]
 
 _FunctionNode: TypeAlias = ast.FunctionDef | ast.AsyncFunctionDef
@@ -274,6 +275,16 @@ def analyze_source(
 def cyclomatic_complexity(function: _FunctionNode) -> int:
     """Cyclomatic complexity of one function, by radon's rules (see the module docstring)."""
     return 1 + sum(_complexity_of(statement) for statement in function.body)
+
+
+def syntax_error(code: str) -> Finding | None:
+    """Parse ``code`` and return its ``syntax-error`` finding, or ``None`` when it parses.
+
+    This is the same check :func:`analyze_source` starts with; the dataset lint and the
+    trainer's ``drop_unparseable`` use it so all three agree on what "does not parse" means.
+    """
+    tree = _parse(code.removeprefix("\ufeff"))
+    return tree if isinstance(tree, Finding) else None
 
 
 # --- parsing -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -46,6 +46,9 @@ class SettingsDialog(QDialog):
         settings_store: The settings file.
         parent: The Qt parent.
     """
+
+    #: The settings file was written; the window applies what can change while it runs.
+    settings_saved = Signal(object)  # AppSettings
 
     def __init__(
         self,
@@ -91,6 +94,15 @@ class SettingsDialog(QDialog):
         test_row.addWidget(self.test_button)
         test_row.addWidget(self.test_result, 1)
         form.addRow("", test_row)
+        self.restart_note = QLabel(
+            "A new database is used from the next start: restart CodeTune Studio after saving.",
+            database,
+        )
+        self.restart_note.setObjectName("restartNote")
+        self.restart_note.setWordWrap(True)
+        self.restart_note.setStyleSheet("color: #d97706")
+        self.restart_note.setVisible(False)
+        form.addRow("", self.restart_note)
         layout.addWidget(database)
 
         keys = QGroupBox("API keys (stored in the system keyring)", self)
@@ -130,7 +142,10 @@ class SettingsDialog(QDialog):
         folder_row.addWidget(self.open_folder_button)
         general_form.addRow("Data folder", folder_row)
         layout.addWidget(general)
-        note = QLabel("Database and offline changes take effect at the next start.", self)
+        note = QLabel(
+            "Offline mode and plugin options apply at once; a database change needs a restart.",
+            self,
+        )
         note.setStyleSheet("color: gray")
         layout.addWidget(note)
         self.buttons = QDialogButtonBox(
@@ -139,6 +154,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.buttons)
 
     def _connect_signals(self) -> None:
+        self.url_edit.textChanged.connect(self._on_url_edit_text_changed)
         self.test_button.clicked.connect(self._on_test_button_clicked)
         self.open_folder_button.clicked.connect(self._on_open_folder_button_clicked)
         self.buttons.accepted.connect(self._on_buttons_accepted)
@@ -156,6 +172,12 @@ class SettingsDialog(QDialog):
                 label.setToolTip(str(exc))
             label.setText(text)
             label.setStyleSheet("color: #16a34a" if text.startswith("set") else "color: gray")
+
+    def _on_url_edit_text_changed(self, text: str) -> None:
+        self.restart_note.setVisible(self._restart_needed(text))
+
+    def _restart_needed(self, text: str) -> bool:
+        return (text.strip() or None) != self._settings.database.url
 
     @safe_slot()
     def _on_test_button_clicked(self) -> None:
@@ -213,11 +235,17 @@ class SettingsDialog(QDialog):
             fallback_to_sqlite=self.fallback_check.isChecked(),
             connect_timeout_s=self._settings.database.connect_timeout_s,
         )
+        restart = self._restart_needed(self.url_edit.text())
         self._settings = self._store.update(
             database=database, offline=self.offline_check.isChecked()
         )
         self._show_key_states()
-        notify.info("Settings saved.")
+        self.restart_note.setVisible(False)
+        self.settings_saved.emit(self._settings)
+        if restart:
+            notify.info("Settings saved. Restart CodeTune Studio to use the new database.")
+        else:
+            notify.info("Settings saved.")
 
     def done(self, result: int) -> None:
         if self._test is not None:

@@ -7,10 +7,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
     QPersistentModelIndex,
     Qt,
@@ -43,13 +42,15 @@ from codetune_studio.services.dataset_preview import (
     line_kind,
     read_line_rows,
 )
-from codetune_studio.ui import notify
+from codetune_studio.ui import notify, plotting
 from codetune_studio.ui.panels.base import Panel
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Generator
+
+    import numpy as np
 
     from codetune_studio.core.models import DatasetRecord
     from codetune_studio.services.experiments import ExperimentService
@@ -76,7 +77,7 @@ class RowsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._path: Path | None = None
         self._kind = "jsonl"
-        self._offsets = np.zeros(0, dtype=np.int64)
+        self._offsets: np.ndarray[Any, Any] | None = None  # NumPy loads with the first file
         self._records: list[dict[str, Any]] | None = None
         self._columns: list[str] = []
         self._cache: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
@@ -85,7 +86,7 @@ class RowsTableModel(QAbstractTableModel):
         """Start previewing a line-based file; rows come with :meth:`append_offsets`."""
         self.beginResetModel()
         self._path, self._kind = path, kind
-        self._offsets = np.zeros(0, dtype=np.int64)
+        self._offsets = None
         self._records = None
         self._columns = []
         self._cache.clear()
@@ -95,8 +96,10 @@ class RowsTableModel(QAbstractTableModel):
         """Add rows found by the indexer."""
         if not len(offsets):
             return
-        first = len(self._offsets)
-        if first == 0:
+        import numpy as np
+
+        first = len(self._offsets) if self._offsets is not None else 0
+        if first == 0 or self._offsets is None:
             self._columns = self._guess_columns(offsets[:_CHUNK])
             self.beginResetModel()
             self._offsets = np.asarray(offsets, dtype=np.int64)
@@ -111,7 +114,7 @@ class RowsTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._path = None
         self._records = records
-        self._offsets = np.zeros(0, dtype=np.int64)
+        self._offsets = None
         self._cache.clear()
         self._columns = _columns_of(records[:_CHUNK])
         self.endResetModel()
@@ -120,7 +123,7 @@ class RowsTableModel(QAbstractTableModel):
         """Show nothing."""
         self.beginResetModel()
         self._path, self._records = None, None
-        self._offsets = np.zeros(0, dtype=np.int64)
+        self._offsets = None
         self._columns = []
         self._cache.clear()
         self.endResetModel()
@@ -138,6 +141,7 @@ class RowsTableModel(QAbstractTableModel):
         rows = self._cache.get(chunk)
         if rows is None:
             assert self._path is not None  # noqa: S101 - rows exist only with a file
+            assert self._offsets is not None  # noqa: S101
             start = chunk * _CHUNK
             rows = read_line_rows(self._path, self._offsets[start : start + _CHUNK], self._kind)
             self._cache[chunk] = rows
@@ -150,7 +154,9 @@ class RowsTableModel(QAbstractTableModel):
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         if parent.isValid():
             return 0
-        return len(self._records) if self._records is not None else len(self._offsets)
+        if self._records is not None:
+            return len(self._records)
+        return len(self._offsets) if self._offsets is not None else 0
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._columns)
@@ -297,13 +303,15 @@ class DatasetsPanel(Panel):
         self.findings.verticalHeader().setVisible(False)
         self.findings.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.tabs.addTab(self.findings, "Findings")
-        self.histogram = pg.PlotWidget(parent=self.tabs)
-        self.histogram.setObjectName("lengthHistogram")
-        self.histogram.setBackground(None)
-        self.histogram.getPlotItem().setLabel("bottom", "length (characters)")
-        self.histogram.getPlotItem().setLabel("left", "examples")
-        self.histogram.getPlotItem().showGrid(y=True, alpha=0.2)
-        self.tabs.addTab(self.histogram, "Lengths")
+        lengths_tab = QWidget(self.tabs)
+        self._lengths_layout = QVBoxLayout(lengths_tab)
+        self._lengths_layout.setContentsMargins(4, 4, 4, 4)
+        self.lengths_label = QLabel("Lengths appear once a dataset is checked.", lengths_tab)
+        self.lengths_label.setObjectName("lengthsUnit")
+        self.lengths_label.setWordWrap(True)
+        self._lengths_layout.addWidget(self.lengths_label)
+        self._histogram: Any = None  # a pyqtgraph PlotWidget, created on first use
+        self.tabs.addTab(lengths_tab, "Lengths")
         details_layout.addWidget(self.tabs, 1)
         splitter.addWidget(details)
         splitter.setStretchFactor(0, 2)
@@ -456,7 +464,8 @@ class DatasetsPanel(Panel):
         self.current_path = path
         self.analysis = None
         self.findings.setRowCount(0)
-        self.histogram.clear()
+        if self._histogram is not None:
+            self._histogram.clear()
         self.summary.setText(f"<b>{Path(path).name}</b> · reading…")
         kind = line_kind(Path(path))
         if kind is not None:
@@ -562,8 +571,36 @@ class DatasetsPanel(Panel):
         label = f"Findings ({len(rows)})" if rows else "Findings (none)"
         self.tabs.setTabText(1, label)
 
-    def _show_histogram(self, lengths: list[int]) -> None:
+    @property
+    def histogram(self) -> Any:
+        """The token-length histogram (a ``pyqtgraph.PlotWidget``, created on first use)."""
+        if self._histogram is None:
+            plot = plotting.new_plot_widget(self)
+            plot.setObjectName("lengthHistogram")
+            item = plot.getPlotItem()
+            item.setLabel("bottom", "length (characters)")
+            item.setLabel("left", "examples")
+            item.showGrid(y=True, alpha=0.2)
+            self._lengths_layout.addWidget(plot, 1)
+            self._histogram = plot
+        return self._histogram
+
+    def apply_palette(self) -> None:
+        """Re-colour the histogram after the system switched between light and dark."""
+        if self._histogram is not None:
+            plotting.tint_plot(self._histogram)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.apply_palette()
+
+    def _show_histogram(self, lengths: list[int], unit: str = "characters") -> None:
+        import numpy as np
+        import pyqtgraph as pg
+
         self.histogram.clear()
+        self.histogram.getPlotItem().setLabel("bottom", f"length ({unit})")
         if not lengths:
             return
         counts, edges = np.histogram(np.asarray(lengths), bins=min(40, max(5, len(lengths) // 5)))

@@ -8,9 +8,7 @@ import time
 from array import array
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -34,12 +32,16 @@ from codetune_studio.core.events import (
     RunStarted,
 )
 from codetune_studio.core.status import RunStatus
+from codetune_studio.ui import plotting
 from codetune_studio.ui.panels.base import Panel
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import numpy as np
+    import pyqtgraph as pg
 
     from codetune_studio.core.models import MetricPoint, Run
     from codetune_studio.services.experiments import ExperimentService
@@ -124,6 +126,8 @@ class MetricBuffer:
         Copies, on purpose: a NumPy view would pin the growing ``array`` buffer and make the
         next append fail.
         """
+        import numpy as np
+
         steps = self._steps.get(key)
         if steps is None:
             empty = np.zeros(0)
@@ -176,7 +180,7 @@ class MonitorPanel(Panel):
         self._rate_last: tuple[float, int] | None = None
         self._poll: TaskHandle | None = None
         self._curves: dict[str, pg.PlotDataItem] = {}
-        self.plots: dict[str, pg.PlotWidget] = {}
+        self._plots: dict[str, pg.PlotWidget] = {}
         self._build_ui()
         self._connect_signals()
         self._set_controls(active=False)
@@ -211,47 +215,12 @@ class MonitorPanel(Panel):
         layout.addLayout(header)
 
         splitter = QSplitter(Qt.Orientation.Vertical, self)
-        plots = QWidget(splitter)
-        grid = QGridLayout(plots)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(4)
-        for key, (object_name, title) in _PLOTS.items():
-            plot = pg.PlotWidget(parent=plots)
-            plot.setObjectName(object_name)
-            plot.setBackground(None)
-            item = plot.getPlotItem()
-            item.setTitle(title, size="9pt")
-            if key == "loss":
-                # Grid lines cost as much to paint as a 100,000-point curve: the loss plot only.
-                item.showGrid(x=False, y=True, alpha=0.15)
-            item.setClipToView(True)
-            item.setDownsampling(auto=True, mode="peak")
-            small = QFont()
-            small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
-            for axis in ("bottom", "left"):
-                item.getAxis(axis).setStyle(tickFont=small, tickTextOffset=2)
-            if key == "loss":
-                item.getAxis("bottom").setLabel("step")
-            plot.setMinimumSize(120, 90)
-            self.plots[key] = plot
-        grid.addWidget(self.plots["loss"], 0, 0, 2, 1)
-        grid.addWidget(self.plots["lr"], 0, 1)
-        grid.addWidget(self.plots["grad"], 0, 2)
-        grid.addWidget(self.plots["speed"], 1, 1)
-        grid.addWidget(self.plots["memory"], 1, 2)
-        grid.setColumnStretch(0, 2)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(2, 1)
-        self.plots["loss"].getPlotItem().addLegend(offset=(-10, 10))
-        for key, (plot_key, label, colour) in SERIES.items():
-            pen = pg.mkPen(colour, width=2)
-            symbol = "o" if key == "eval_loss" else None
-            curve = self.plots[plot_key].plot(
-                [], [], pen=pen, name=label, symbol=symbol, symbolSize=5, symbolBrush=colour
-            )
-            curve.setSkipFiniteCheck(True)  # non-finite values never enter the buffer
-            self._curves[key] = curve
-        splitter.addWidget(plots)
+        # The plots themselves come later (ensure_plots): pyqtgraph stays off the start-up path.
+        self._plot_area = QWidget(splitter)
+        self._plot_grid = QGridLayout(self._plot_area)
+        self._plot_grid.setContentsMargins(0, 0, 0, 0)
+        self._plot_grid.setSpacing(4)
+        splitter.addWidget(self._plot_area)
         self.log_view = QPlainTextEdit(splitter)
         self.log_view.setObjectName("runLog")
         self.log_view.setReadOnly(True)
@@ -269,6 +238,67 @@ class MonitorPanel(Panel):
         self._redraw_timer.setInterval(_REDRAW_MS)
         self._follow_timer = QTimer(self)
         self._follow_timer.setInterval(_FOLLOW_MS)
+
+    @property
+    def plots(self) -> dict[str, pg.PlotWidget]:
+        """The plot widgets by key (``loss``, ``lr``, ``grad``, ``speed``, ``memory``)."""
+        self.ensure_plots()
+        return self._plots
+
+    def ensure_plots(self) -> None:
+        """Create the plot widgets if they do not exist yet (imports pyqtgraph the first time)."""
+        if self._plots:
+            return
+        small = QFont()
+        small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
+        for key, (object_name, title) in _PLOTS.items():
+            plot = plotting.new_plot_widget(self._plot_area)
+            plot.setObjectName(object_name)
+            item = plot.getPlotItem()
+            item.setTitle(title, size="9pt")
+            if key == "loss":
+                # Grid lines cost as much to paint as a 100,000-point curve: the loss plot only.
+                item.showGrid(x=False, y=True, alpha=0.15)
+            item.setClipToView(True)
+            item.setDownsampling(auto=True, mode="peak")
+            for axis in ("bottom", "left"):
+                item.getAxis(axis).setStyle(tickFont=small, tickTextOffset=2)
+            if key == "loss":
+                item.getAxis("bottom").setLabel("step")
+            plot.setMinimumSize(120, 90)
+            self._plots[key] = plot
+        grid = self._plot_grid
+        grid.addWidget(self._plots["loss"], 0, 0, 2, 1)
+        grid.addWidget(self._plots["lr"], 0, 1)
+        grid.addWidget(self._plots["grad"], 0, 2)
+        grid.addWidget(self._plots["speed"], 1, 1)
+        grid.addWidget(self._plots["memory"], 1, 2)
+        grid.setColumnStretch(0, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(2, 1)
+        self._plots["loss"].getPlotItem().addLegend(offset=(-10, 10))
+        import pyqtgraph as pg
+
+        for key, (plot_key, label, colour) in SERIES.items():
+            pen = pg.mkPen(colour, width=2)
+            symbol = "o" if key == "eval_loss" else None
+            curve = self._plots[plot_key].plot(
+                [], [], pen=pen, name=label, symbol=symbol, symbolSize=5, symbolBrush=colour
+            )
+            curve.setSkipFiniteCheck(True)  # non-finite values never enter the buffer
+            self._curves[key] = curve
+        # Whatever arrived before the plots existed is drawn at the next redraw.
+        self.buffer.dirty.update(key for key in SERIES if self.buffer.count(key))
+
+    def apply_palette(self) -> None:
+        """Re-colour the plots after the system switched between light and dark."""
+        for plot in self._plots.values():
+            plotting.tint_plot(plot)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.apply_palette()
 
     def _connect_signals(self) -> None:
         self.stop_button.clicked.connect(self._on_stop_button_clicked)
@@ -396,6 +426,7 @@ class MonitorPanel(Panel):
     def _on_redraw_timer_timeout(self) -> None:
         if not self.buffer.dirty:
             return
+        self.ensure_plots()
         for key in list(self.buffer.dirty):
             steps, values = self.buffer.series(key)
             self._curves[key].setData(steps, values)

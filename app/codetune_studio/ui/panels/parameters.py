@@ -96,6 +96,9 @@ class SchemaField:
                 edit.setPlaceholderText("field=column, …")
             if self.kind == "targets":
                 edit.setPlaceholderText("auto, or q_proj, v_proj, …")
+            if self.kind == "list":
+                choices = _enum_values(schema.get("items", {}))
+                edit.setPlaceholderText(", ".join(map(str, choices)) if choices else "a, b, …")
             self.editor = edit
         self.editor.setObjectName("field_" + "_".join(path))
         self.editor.setToolTip(schema.get("description", ""))
@@ -129,28 +132,8 @@ class SchemaField:
         text = self.editor.text().strip()
         if not text and self.nullable:
             return None
-        if self.kind == "int":
-            try:
-                return int(text)
-            except ValueError:
-                return text
-        if self.kind == "float":
-            try:
-                return float(text)
-            except ValueError:
-                return text
-        if self.kind == "mapping":
-            pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-            return {
-                k.strip(): v.strip() for k, v in (p if len(p) == 2 else (p[0], "") for p in pairs)
-            }
-        if self.kind == "targets":
-            return (
-                "auto"
-                if text in {"", "auto"}
-                else [p.strip() for p in text.split(",") if p.strip()]
-            )
-        return text
+        parse = _TEXT_PARSERS.get(self.kind)
+        return parse(text) if parse is not None else text
 
     def set_value(self, value: Any) -> None:
         """Show ``value`` without emitting edit signals."""
@@ -190,17 +173,51 @@ def _types(schema: dict[str, Any]) -> set[str]:
 def _enum_values(schema: dict[str, Any]) -> list[Any]:
     if "enum" in schema:
         return list(schema["enum"])
+    if "const" in schema:
+        return [schema["const"]]
     values: list[Any] = []
     for option in schema.get("anyOf", []):
         values += option.get("enum", [option["const"]] if "const" in option else [])
     return values
 
 
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _number(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError:
+            return text  # left as typed, so validation names the field and the bad value
+
+    return parse
+
+
+def _mapping(text: str) -> dict[str, str]:
+    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+    return {k.strip(): v.strip() for k, v in (p if len(p) == 2 else (p[0], "") for p in pairs)}
+
+
+#: How a line edit's text becomes a recipe value, by field kind.
+_TEXT_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": _number(int),
+    "float": _number(float),
+    "mapping": _mapping,
+    "targets": lambda text: "auto" if text in {"", "auto"} else _split_list(text),
+    "list": _split_list,
+}
+
+
 def _kind(schema: dict[str, Any], types: set[str]) -> str:
     concrete = types - {"null"}
     if concrete == {"enum"} or (concrete == {"string", "enum"} and "enum" in schema):
         return "enum"
+    if concrete == {"array"}:
+        return "list"
     if "array" in concrete:
+        # A list or a keyword such as "auto", as LoRA's target_modules.
         return "targets"
     if concrete == {"boolean"}:
         return "bool"
@@ -245,6 +262,7 @@ class ParametersPanel(Panel):
 
     recipe_changed = Signal(object)  # a valid TrainingRecipe
     validity_changed = Signal(bool)
+    model_changed = Signal(str, int)  # the model and max_seq_length the form now names
 
     def __init__(
         self, experiments: ExperimentService, presets_dir: Path, parent: QWidget | None = None
@@ -265,6 +283,7 @@ class ParametersPanel(Panel):
         self._shut_down = False
         self.recipe: TrainingRecipe | None = None
         self.errors: dict[str, str] = {}
+        self._model_settings: tuple[str, int] | None = None
         self._build_ui()
         self._connect_signals()
         self._load_presets()
@@ -421,6 +440,19 @@ class ParametersPanel(Panel):
         field.set_value(path)
         self._revalidate()
 
+    def set_dataset_mapping(self, fmt: str, columns: dict[str, str]) -> None:
+        """Read the dataset as ``fmt`` (``auto`` detects it), renaming ``columns``."""
+        self._fields["dataset.format"].set_value(fmt)
+        self._fields["dataset.columns"].set_value(dict(columns))
+        self._revalidate()
+
+    def model_settings(self) -> tuple[str, int]:
+        """The model the form names and its ``training.max_seq_length`` (512 while invalid)."""
+        data = self.form_data()
+        length = data.get("training", {}).get("max_seq_length")
+        valid = isinstance(length, int) and not isinstance(length, bool) and length >= 8
+        return str(data.get("model") or ""), length if valid else 512
+
     def set_model(self, model: str) -> None:
         """Train this model (``starter``, a folder or a hub id)."""
         self.model_combo.setCurrentText(model)
@@ -515,6 +547,10 @@ class ParametersPanel(Panel):
             self.recipe = None
         if was_valid != (recipe is not None):
             self.validity_changed.emit(recipe is not None)
+        settings = self.model_settings()
+        if settings != self._model_settings:
+            self._model_settings = settings
+            self.model_changed.emit(*settings)
         self._update_estimate()
 
     @property

@@ -1,0 +1,81 @@
+"""Starting the studio when the configured PostgreSQL server cannot be reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from codetune_studio.core.paths import resolve_paths
+from codetune_studio.secrets import MemorySecretStore
+from codetune_studio.services.database import OpenedDatabase, open_database
+from codetune_studio.settings import SettingsStore
+from codetune_studio.ui import notify
+from codetune_studio.ui.app import open_studio_window
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from codetune_studio.core.paths import StudioPaths
+
+UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:9/studio"  # port 9: refused at once
+
+
+@dataclass
+class _Context:
+    paths: StudioPaths
+    settings_store: SettingsStore
+    secrets: MemorySecretStore
+    offline: bool = True
+    database_url: str | None = UNREACHABLE
+
+    def open_database(self, *, upgrade: bool = True) -> OpenedDatabase:
+        return open_database(
+            self.database_url,
+            sqlite_path=self.paths.database_file,
+            allow_fallback=False,
+            connect_timeout=1,
+            upgrade=upgrade,
+        )
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> _Context:
+    paths = resolve_paths(tmp_path / "studio").ensure()
+    return _Context(paths, SettingsStore(paths.settings_file), MemorySecretStore())
+
+
+def test_unreachable_postgres_offers_the_local_store_and_the_window_says_so(
+    qtbot: Any, context: _Context
+) -> None:
+    asked: list[tuple[str, Path]] = []
+
+    def use_local(problem: str, local_store: Path) -> bool:
+        asked.append((problem, local_store))
+        return True
+
+    window = open_studio_window(context, ask_use_local=use_local)
+    assert window is not None
+    qtbot.addWidget(window)
+    try:
+        ((problem, local_store),) = asked
+        assert "127.0.0.1:9" in problem
+        assert local_store == context.paths.database_file
+        assert window.isVisible()
+        assert window.services.database_label.startswith("SQLite ")
+        assert str(context.paths.database_file) in window.services.database_label
+        label = window.database_label
+        assert label.isVisible()
+        assert "SQLite" in label.text()
+        assert "local SQLite store" in label.toolTip()
+        warnings = [n.text for n in notify.history() if n.level == "warning"]
+        assert any("Cannot reach PostgreSQL" in text for text in warnings), warnings
+    finally:
+        window.close()
+
+
+def test_quitting_at_the_unreachable_database_question_opens_no_window(
+    qtbot: Any, context: _Context
+) -> None:
+    assert open_studio_window(context, ask_use_local=lambda problem, store: False) is None
