@@ -27,6 +27,9 @@ __all__ = [
     "apply_columns",
     "check_columns",
     "detect_format",
+    "format_roles",
+    "guess_columns",
+    "mapping_from_choices",
     "to_sample",
 ]
 
@@ -123,6 +126,63 @@ def apply_columns(record: RawRecord, columns: Mapping[str, str]) -> RawRecord:
             )
         data[field_name] = record.data[column]
     return RawRecord(record.source, data)
+
+
+def format_roles(fmt: str) -> tuple[str, ...]:
+    """The fields a format reads, required ones first, then optional ones.
+
+    Args:
+        fmt: One of :data:`FORMATS`; ``"auto"`` or an unknown name has no roles.
+
+    Returns:
+        The field names a column mapping may map (``("prompt", "completion")`` for completion).
+    """
+    required, optional = FORMAT_FIELDS.get(fmt, ((), ()))
+    return (*required, *optional)
+
+
+def guess_columns(
+    fmt: str, columns: Sequence[str], mapping: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Preselect a file column for each of a format's roles.
+
+    A role keeps the column ``mapping`` gives it when the file has that column; otherwise it takes
+    the column of the same name (or, for code, one of the usual code columns); otherwise ``""``.
+
+    Args:
+        fmt: One of :data:`FORMATS`.
+        columns: The file's columns.
+        mapping: The mapping in use (``{field: column}``), if any.
+
+    Returns:
+        ``{role: column or ""}`` for every role of the format.
+    """
+    present = set(columns)
+    mapping = mapping or {}
+    guessed: dict[str, str] = {}
+    for role in format_roles(fmt):
+        chosen = mapping.get(role, "")
+        if chosen not in present:
+            chosen = role if role in present else ""
+        if not chosen and fmt == "code" and role == "text":
+            chosen = next((alias for alias in _CODE_ALIASES if alias in present), "")
+        guessed[role] = chosen
+    return guessed
+
+
+def mapping_from_choices(choices: Mapping[str, str]) -> dict[str, str]:
+    """The ``dataset.columns`` mapping for a role-to-column choice.
+
+    Roles left unmapped (``""``) and roles mapped to the column of their own name are left out,
+    so a file whose columns already match the format keeps an empty mapping.
+
+    Args:
+        choices: ``{role: column or ""}``.
+
+    Returns:
+        ``{role: column}`` for the roles that need renaming.
+    """
+    return {role: column for role, column in choices.items() if column and column != role}
 
 
 def check_columns(columns: Mapping[str, str]) -> None:

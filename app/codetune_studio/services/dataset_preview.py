@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Generator
 
     import numpy as np
+    from transformers import PreTrainedTokenizerBase
+
+    from codetune_studio.engine.formats import Sample
 
 __all__ = [
     "LINE_SUFFIXES",
@@ -29,8 +32,10 @@ __all__ = [
     "IndexProgress",
     "analyse_dataset",
     "index_lines",
+    "load_tokenizer",
     "read_line_rows",
     "sample_lengths",
+    "tokenizer_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,25 +162,77 @@ class DatasetAnalysis:
     Attributes:
         path: The dataset.
         report: The engine's report (format, counts, dropped rows, fingerprint).
-        lengths: Each kept example's length in characters, for the histogram.
+        lengths: Each kept example's length in :attr:`unit`, for the histogram.
         records: The records, for sources the preview cannot read line by line; else ``None``.
+        unit: ``"tokens"`` when a tokenizer measured the lengths, else ``"characters"``.
+        unit_reason: Why the lengths are in characters (empty when they are in tokens).
     """
 
     path: str
     report: Any
     lengths: list[int]
     records: list[dict[str, Any]] | None
+    unit: str = "characters"
+    unit_reason: str = ""
+
+
+def tokenizer_source(model: str | None, data_dir: Path | None) -> tuple[str | None, str]:
+    """Where a model's tokenizer can be loaded from without the network.
+
+    Args:
+        model: The recipe's model: ``"starter"``, a local folder or a hub id (``None``: none).
+        data_dir: The studio's data folder (where the starter model is built).
+
+    Returns:
+        ``(folder or hub id, "")`` when there is one to try, else ``(None, why not)``.
+    """
+    from codetune_studio.engine.starter import is_starter_cached, starter_model_dir
+
+    if not model:
+        return None, "no model chosen"
+    if model == "starter":
+        if data_dir is not None and is_starter_cached(data_dir):
+            return str(starter_model_dir(data_dir)), ""
+        return None, "the starter model is not built yet"
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        names = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+        if any((folder / name).is_file() for name in names):
+            return str(folder.resolve()), ""
+        return None, f"no tokenizer files in {folder.name}"
+    if model.startswith(("/", "~", ".")) or "\\" in model or model.count("/") > 1:
+        return None, f"model folder {folder.name} not found"
+    return model, ""  # a hub id: loads only if it is in the local Hugging Face cache
+
+
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    """Load a tokenizer from a folder or the local Hugging Face cache, never the network.
+
+    Raises:
+        OSError: If it is not on disk.
+        ValueError: If the folder holds no usable tokenizer.
+    """
+    from transformers import AutoTokenizer  # heavy: only ever on a worker thread
+
+    tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+        source, local_files_only=True
+    )
+    return tokenizer
 
 
 def sample_lengths(
-    path: str, fmt: str, columns: dict[str, str]
+    path: str,
+    fmt: str,
+    columns: dict[str, str],
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> tuple[list[int], list[dict[str, Any]]]:
-    """Each example's length in characters, and the raw records.
+    """Each example's length (in tokens with a tokenizer, else in characters), and the records.
 
     Args:
         path: The dataset.
         fmt: Its format, or ``"auto"``.
         columns: The column mapping.
+        tokenizer: Measures tokens; ``None`` measures characters.
 
     Returns:
         The lengths and the raw records.
@@ -188,26 +245,68 @@ def sample_lengths(
     if not records:
         return [], []
     resolved = fmt if fmt != "auto" else detect_format(records[0], kind=source.kind)
-    lengths: list[int] = []
-    for record in records:
-        sample = to_sample(record, resolved)
-        if isinstance(sample, str):
-            continue
-        text = sum(len(m.content) for m in sample.messages) + len(sample.prompt)
-        lengths.append(text + len(sample.completion))
+    samples = [s for s in (to_sample(r, resolved) for r in records) if not isinstance(s, str)]
+    if tokenizer is not None:
+        lengths = _token_lengths(samples, tokenizer)
+    else:
+        lengths = [
+            sum(len(m.content) for m in s.messages) + len(s.prompt) + len(s.completion)
+            for s in samples
+        ]
     return lengths, [record.data for record in source.records]
 
 
+def _token_lengths(samples: list[Sample], tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Token counts as training sees them: chat template applied, an EOS at the end."""
+    from codetune_studio.engine.data import DEFAULT_CHAT_TEMPLATE
+
+    template: Any = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        template = template.get("default") or next(iter(template.values()), None)
+    if not isinstance(template, str) or not template:
+        template = DEFAULT_CHAT_TEMPLATE
+    texts: list[str] = []
+    for sample in samples:
+        if sample.is_chat:
+            conversation = [{"role": m.role, "content": m.content} for m in sample.messages]
+            texts.append(
+                str(
+                    tokenizer.apply_chat_template(
+                        conversation, chat_template=template, tokenize=False
+                    )
+                )
+            )
+        else:
+            texts.append(sample.prompt + sample.completion.rstrip())
+    eos = tokenizer.eos_token_id
+    lengths: list[int] = []
+    for start in range(0, len(texts), 512):
+        for ids in tokenizer(texts[start : start + 512], add_special_tokens=False)["input_ids"]:
+            lengths.append(len(ids) + (0 if ids and ids[-1] == eos else 1))
+    return lengths
+
+
 def analyse_dataset(
-    path: str, fmt: str = "auto", columns: dict[str, str] | None = None, max_seq_length: int = 512
+    path: str,
+    fmt: str = "auto",
+    columns: dict[str, str] | None = None,
+    max_seq_length: int = 512,
+    *,
+    model: str | None = None,
+    data_dir: Path | None = None,
 ) -> Generator[str, None, DatasetAnalysis]:
     """Check a dataset: format, findings and length distribution.
+
+    With a model whose tokenizer is on disk, lengths and truncation are counted in tokens;
+    otherwise in characters, and the analysis says why.
 
     Args:
         path: The dataset.
         fmt: Its format, or ``"auto"``.
         columns: The column mapping.
         max_seq_length: The limit truncation is counted against.
+        model: The recipe's model, whose tokenizer measures tokens (``None``: characters).
+        data_dir: The studio's data folder (for the starter model).
 
     Yields:
         What it is doing, for the progress line (each yield is a cancellation point).
@@ -223,10 +322,27 @@ def analyse_dataset(
     from codetune_studio.engine.data import inspect_dataset
 
     columns = columns or {}
+    tokenizer: PreTrainedTokenizerBase | None = None
+    source, reason = tokenizer_source(model, data_dir) if model else (None, "no model chosen")
+    if source is not None:
+        yield "Loading the tokenizer…"
+        try:
+            tokenizer = load_tokenizer(source)
+        except (OSError, ValueError) as exc:
+            logger.info("no tokenizer for %s: %s", source, exc)
+            reason = f"no tokenizer on disk for {model}"
     yield "Reading and checking records…"
     spec = DatasetSpec(path=path, format=fmt, columns=columns)
-    report = inspect_dataset(spec, None, max_seq_length=max_seq_length)
+    report = inspect_dataset(spec, tokenizer, max_seq_length=max_seq_length)
     yield "Measuring lengths…"
-    lengths, records = sample_lengths(path, report.format, columns)
+    lengths, records = sample_lengths(path, report.format, columns, tokenizer)
     keep_records = line_kind(Path(path)) is None
-    return DatasetAnalysis(path, report, lengths, records if keep_records else None)
+    unit = "tokens" if tokenizer is not None else "characters"
+    return DatasetAnalysis(
+        path,
+        report,
+        lengths,
+        records if keep_records else None,
+        unit=unit,
+        unit_reason="" if tokenizer is not None else reason,
+    )

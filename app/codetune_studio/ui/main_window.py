@@ -156,7 +156,10 @@ class MainWindow(QMainWindow):
             available.y() + (available.height() - height) // 2,
         )
         self.datasets_panel = DatasetsPanel(
-            self.services.experiments, self.services.resources / "datasets", self
+            self.services.experiments,
+            self.services.resources / "datasets",
+            self,
+            data_dir=self.services.paths.data_dir,
         )
         self.parameters_panel = ParametersPanel(
             self.services.experiments, self.services.resources / "recipes", self
@@ -373,6 +376,9 @@ class MainWindow(QMainWindow):
     def _connect_signals(self) -> None:
         self.train_button.clicked.connect(self._on_train_triggered)
         self.datasets_panel.dataset_chosen.connect(self._on_datasets_dataset_chosen)
+        self.datasets_panel.columns_changed.connect(self._on_datasets_columns_changed)
+        self.parameters_panel.model_changed.connect(self.datasets_panel.set_model)
+        self.datasets_panel.set_model(*self.parameters_panel.model_settings())
         self.parameters_panel.validity_changed.connect(self._on_parameters_validity_changed)
         self.monitor_panel.stop_requested.connect(self._on_monitor_stop_requested)
         self.monitor_panel.pause_requested.connect(self._on_monitor_pause_requested)
@@ -836,8 +842,17 @@ class MainWindow(QMainWindow):
     @safe_slot()
     def _on_datasets_dataset_chosen(self, path: str) -> None:
         self.parameters_panel.set_dataset_path(path)
+        if path == self.datasets_panel.current_path:  # the mapping made for it comes along
+            panel = self.datasets_panel
+            self.parameters_panel.set_dataset_mapping(panel.mapping_format, panel.columns)
         self.docks["parameters"].show()
         self.docks["parameters"].raise_()
+
+    @safe_slot()
+    def _on_datasets_columns_changed(self, path: str, fmt: str, columns: dict[str, str]) -> None:
+        # A mapping belongs to its dataset: it reaches the recipe only when the recipe trains on it.
+        if self.parameters_panel.field("dataset.path").value() == path:
+            self.parameters_panel.set_dataset_mapping(fmt, columns)
 
     @safe_slot()
     def _on_parameters_validity_changed(self, valid: bool) -> None:

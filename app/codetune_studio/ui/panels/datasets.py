@@ -12,11 +12,15 @@ from PySide6.QtCore import (
     QEvent,
     QModelIndex,
     QPersistentModelIndex,
+    QSignalBlocker,
     Qt,
     Signal,
 )
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
+    QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -34,6 +38,12 @@ from PySide6.QtWidgets import (
 )
 
 from codetune_studio.core.errors import ConflictError
+from codetune_studio.engine.formats import (
+    FORMATS,
+    format_roles,
+    guess_columns,
+    mapping_from_choices,
+)
 from codetune_studio.services.dataset_preview import (
     DatasetAnalysis,
     IndexProgress,
@@ -64,6 +74,7 @@ _CACHED_CHUNKS = 32
 _CELL_CHARS = 160
 _Index = QModelIndex | QPersistentModelIndex
 _PATH_ROLE = Qt.ItemDataRole.UserRole
+_UNMAPPED = "(not mapped)"
 
 
 class RowsTableModel(QAbstractTableModel):
@@ -118,6 +129,10 @@ class RowsTableModel(QAbstractTableModel):
         self._cache.clear()
         self._columns = _columns_of(records[:_CHUNK])
         self.endResetModel()
+
+    def columns(self) -> list[str]:
+        """The columns shown (the file's, as read from its first rows)."""
+        return list(self._columns)
 
     def clear(self) -> None:
         """Show nothing."""
@@ -205,6 +220,7 @@ class DatasetsPanel(Panel):
         experiments: Lists and registers datasets.
         samples_dir: The bundled sample datasets.
         parent: The Qt parent.
+        data_dir: The studio's data folder, where the starter model's tokenizer is found.
     """
 
     panel_id = "datasets"
@@ -213,13 +229,31 @@ class DatasetsPanel(Panel):
 
     dataset_chosen = Signal(str)  # the user picked this dataset for training
     analysis_finished = Signal(str)  # the checks of this dataset are done
+    analysis_failed = Signal(str, str)  # path, the reason its checks failed
+    columns_changed = Signal(str, str, object)  # path, format, {role: column} the user mapped
 
     def __init__(
-        self, experiments: ExperimentService, samples_dir: Path, parent: QWidget | None = None
+        self,
+        experiments: ExperimentService,
+        samples_dir: Path,
+        parent: QWidget | None = None,
+        *,
+        data_dir: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self._experiments = experiments
         self._samples_dir = samples_dir
+        self._data_dir = data_dir
+        self._model: str | None = None
+        self._max_seq_length = 512
+        self._detected_format: str | None = None
+        self._role_combos: dict[str, QComboBox] = {}
+        #: The format the user chose for the current dataset (``"auto"``: detect it).
+        self.mapping_format = "auto"
+        #: The current dataset's column mapping, as ``dataset.columns`` takes it.
+        self.columns: dict[str, str] = {}
+        #: The unit of the lengths shown: ``"tokens"`` or ``"characters"``.
+        self.length_unit = "characters"
         self._index_task: TaskHandle | None = None
         self._analysis_task: TaskHandle | None = None
         self._list_task: TaskHandle | None = None
@@ -286,6 +320,23 @@ class DatasetsPanel(Panel):
         details_layout.addLayout(progress_row)
         self._set_busy(None)
 
+        self.mapping_box = QGroupBox("Column mapping", details)
+        self.mapping_box.setObjectName("columnMapping")
+        self._mapping_form = QFormLayout(self.mapping_box)
+        self._mapping_form.setContentsMargins(6, 4, 6, 4)
+        self._mapping_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.format_combo = QComboBox(self.mapping_box)
+        self.format_combo.setObjectName("datasetFormat")
+        self.format_combo.addItems(["auto", *FORMATS])
+        self.format_combo.setToolTip("The record layout; 'auto' detects it from the first record.")
+        self._mapping_form.addRow("Format", self.format_combo)
+        self.mapping_hint = QLabel(self.mapping_box)
+        self.mapping_hint.setWordWrap(True)
+        self.mapping_hint.setStyleSheet("color: palette(mid); font-size: 11px;")
+        self._mapping_form.addRow(self.mapping_hint)
+        self.mapping_box.setVisible(False)
+        details_layout.addWidget(self.mapping_box)
+
         self.tabs = QTabWidget(details)
         self.preview_model = RowsTableModel(self)
         self.preview = QTableView(self.tabs)
@@ -325,6 +376,7 @@ class DatasetsPanel(Panel):
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
         self.tree.currentItemChanged.connect(self._on_tree_current_item_changed)
         self.tree.itemDoubleClicked.connect(self._on_tree_item_double_clicked)
+        self.format_combo.activated.connect(self._on_format_combo_activated)
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -361,6 +413,29 @@ class DatasetsPanel(Panel):
             return False
         self.tree.setCurrentItem(item)
         return True
+
+    def set_model(self, model: str, max_seq_length: int) -> None:
+        """Measure lengths with this model's tokenizer, counting truncation at ``max_seq_length``.
+
+        The tokenizer loads on a worker thread; without one on disk, lengths stay in characters.
+        """
+        if (model, max_seq_length) == (self._model, self._max_seq_length):
+            return
+        self._model, self._max_seq_length = model, max_seq_length
+        if self.current_path is not None:
+            self._run_checks(self.current_path, register=False)
+
+    def set_mapping(self, fmt: str, columns: dict[str, str]) -> None:
+        """Read the current dataset as ``fmt`` with ``columns`` (as if the user had picked them).
+
+        Args:
+            fmt: ``"auto"`` or one of the formats.
+            columns: ``{role: column}``, as ``dataset.columns`` takes it.
+        """
+        self.mapping_format = fmt
+        self.columns = dict(columns)
+        self._show_mapping()
+        self._mapping_edited()
 
     def listed_paths(self) -> list[str]:
         """Every dataset path in the list."""
@@ -458,14 +533,11 @@ class DatasetsPanel(Panel):
     # --- background work ----------------------------------------------------------------------
 
     def _start_analysis(self, path: str, *, register: bool) -> None:
-        for task in (self._index_task, self._analysis_task):
-            if task is not None:
-                task.cancel()  # the newest request wins
+        if self._index_task is not None:
+            self._index_task.cancel()  # the newest request wins
+        if path != self.current_path:
+            self.mapping_format, self.columns, self._detected_format = "auto", {}, None
         self.current_path = path
-        self.analysis = None
-        self.findings.setRowCount(0)
-        if self._histogram is not None:
-            self._histogram.clear()
         self.summary.setText(f"<b>{Path(path).name}</b> · reading…")
         kind = line_kind(Path(path))
         if kind is not None:
@@ -479,20 +551,101 @@ class DatasetsPanel(Panel):
             )
         else:
             self.preview_model.clear()
+        self._show_mapping()
+        self._run_checks(path, register=register)
+
+    def _run_checks(self, path: str, *, register: bool) -> None:
+        """Check ``path`` with the current format, mapping and model (on a worker thread)."""
+        if self._analysis_task is not None:
+            self._analysis_task.cancel()  # the newest request wins
+        self.analysis = None
+        self.findings.setRowCount(0)
+        if self._histogram is not None:
+            self._histogram.clear()
         self._set_busy("Checking…")
         self._analysis_task = run_in_thread(
             _analyse_and_register,
             self._experiments if register else None,
             path,
+            self.mapping_format,
+            dict(self.columns),
+            self._max_seq_length,
+            self._model,
+            self._data_dir,
             on_yield=self._on_analysis_yielded,
             on_return=self._on_analysis_returned,
             on_error=self._on_analysis_errored,
             on_finish=self._on_analysis_finished,
         )
 
+    # --- column mapping -----------------------------------------------------------------------
+
+    def _shown_format(self) -> str:
+        if self.mapping_format != "auto":
+            return self.mapping_format
+        return self._detected_format or "auto"
+
+    def _show_mapping(self) -> None:
+        """Rebuild the role rows for the shown format, each preselecting its column."""
+        while self._mapping_form.rowCount() > 2:
+            self._mapping_form.removeRow(2)
+        self._role_combos.clear()
+        with QSignalBlocker(self.format_combo):
+            self.format_combo.setCurrentText(self.mapping_format)
+        file_columns = self.preview_model.columns()
+        fmt = self._shown_format()
+        self.mapping_box.setVisible(self.current_path is not None)
+        roles = format_roles(fmt)
+        if not roles:
+            self.mapping_hint.setText("Pick the format, then the column that holds each field.")
+            return
+        detected = f"detected {fmt}" if self.mapping_format == "auto" else f"read as {fmt}"
+        self.mapping_hint.setText(f"{detected}; the column that holds each field:")
+        guessed = guess_columns(fmt, file_columns, self.columns)
+        for role in roles:
+            combo = QComboBox(self.mapping_box)
+            combo.setObjectName(f"columnFor_{role}")
+            combo.addItem(_UNMAPPED, "")
+            for column in file_columns:
+                combo.addItem(column, column)
+            index = combo.findData(guessed[role])
+            combo.setCurrentIndex(max(index, 0))
+            combo.activated.connect(self._on_role_combo_activated)
+            self._role_combos[role] = combo
+            self._mapping_form.addRow(role, combo)
+
+    def role_combo(self, role: str) -> QComboBox:
+        """The combo box choosing the column for ``role`` (for tests and automation)."""
+        return self._role_combos[role]
+
+    def _choices(self) -> dict[str, str]:
+        return {role: str(combo.currentData() or "") for role, combo in self._role_combos.items()}
+
+    @safe_slot()
+    def _on_format_combo_activated(self, _index: int) -> None:
+        self.mapping_format = self.format_combo.currentText()
+        self.columns = {}
+        self._show_mapping()
+        self.columns = mapping_from_choices(self._choices())
+        self._mapping_edited()
+
+    @safe_slot()
+    def _on_role_combo_activated(self, _index: int) -> None:
+        self.columns = mapping_from_choices(self._choices())
+        self._mapping_edited()
+
+    def _mapping_edited(self) -> None:
+        if self.current_path is None:
+            return
+        self.columns_changed.emit(self.current_path, self.mapping_format, dict(self.columns))
+        self._run_checks(self.current_path, register=False)
+
     @safe_slot()
     def _on_index_yielded(self, progress: IndexProgress) -> None:
+        had_columns = bool(self.preview_model.columns())
         self.preview_model.append_offsets(progress.offsets)
+        if not had_columns and self.preview_model.columns():
+            self._show_mapping()  # the file's columns are known now
         if progress.total_bytes:
             self.progress.setMaximum(100)
             self.progress.setValue(int(100 * progress.done_bytes / progress.total_bytes))
@@ -510,6 +663,8 @@ class DatasetsPanel(Panel):
         report = analysis.report
         if analysis.records is not None:
             self.preview_model.set_records(analysis.records)
+        self._detected_format = report.format
+        self._show_mapping()
         stats = report.lengths
         parts = [
             f"<b>{Path(analysis.path).name}</b>",
@@ -524,7 +679,8 @@ class DatasetsPanel(Panel):
             parts.append(f"length p50 {stats.p50:,}, p95 {stats.p95:,} {stats.unit}")
         self.summary.setText(" · ".join(parts))
         self._show_findings(report)
-        self._show_histogram(analysis.lengths)
+        self._show_histogram(analysis.lengths, analysis.unit)
+        self._show_length_note(analysis)
         item = self._find_item(analysis.path)
         if item is not None:
             item.setText(1, report.format)
@@ -535,7 +691,17 @@ class DatasetsPanel(Panel):
         self.analysis_finished.emit(analysis.path)
 
     def _on_analysis_errored(self, exc: BaseException) -> None:
-        self.summary.setText(f"<span style='color:#dc2626'>{notify.message_for(exc)}</span>")
+        message = notify.message_for(exc)
+        self.summary.setText(f"<span style='color:#dc2626'>{message}</span>")
+        self.findings.setRowCount(1)
+        self.findings.setItem(0, 0, QTableWidgetItem(""))
+        self.findings.setItem(0, 1, QTableWidgetItem(message))
+        self.tabs.setTabText(1, "Findings (error)")
+        if self._detected_format is not None and self.mapping_format == "auto":
+            self._detected_format = None
+            self._show_mapping()
+        if self.current_path is not None:
+            self.analysis_failed.emit(self.current_path, message)
         notify.error(exc)
 
     def _on_analysis_finished(self) -> None:
@@ -595,10 +761,27 @@ class DatasetsPanel(Panel):
         if event.type() == QEvent.Type.PaletteChange:
             self.apply_palette()
 
+    def _show_length_note(self, analysis: DatasetAnalysis) -> None:
+        report = analysis.report
+        if analysis.unit == "tokens":
+            note = f"Lengths in tokens, measured with {self._model}'s tokenizer"
+            if report.truncated:
+                note += (
+                    f"; <b>{report.truncated}</b> examples exceed max_seq_length "
+                    f"{report.max_seq_length} and will be truncated"
+                )
+            else:
+                note += f"; none exceeds max_seq_length {report.max_seq_length}"
+        else:
+            reason = analysis.unit_reason or "no tokenizer"
+            note = f"Lengths in characters ({reason}; pick a model whose tokenizer is on disk)"
+        self.lengths_label.setText(note + ".")
+
     def _show_histogram(self, lengths: list[int], unit: str = "characters") -> None:
         import numpy as np
         import pyqtgraph as pg
 
+        self.length_unit = unit
         self.histogram.clear()
         self.histogram.getPlotItem().setLabel("bottom", f"length ({unit})")
         if not lengths:
@@ -623,10 +806,18 @@ def _row_label(source: str) -> str:
 
 
 def _analyse_and_register(
-    experiments: ExperimentService | None, path: str
+    experiments: ExperimentService | None,
+    path: str,
+    fmt: str = "auto",
+    columns: dict[str, str] | None = None,
+    max_seq_length: int = 512,
+    model: str | None = None,
+    data_dir: Path | None = None,
 ) -> Generator[str, None, tuple[DatasetAnalysis, DatasetRecord | None]]:
     """Check a dataset and, for a newly added one, register it (runs on a worker thread)."""
-    analysis = yield from analyse_dataset(path)
+    analysis = yield from analyse_dataset(
+        path, fmt, columns, max_seq_length, model=model, data_dir=data_dir
+    )
     registered = None
     if experiments is not None and not any(r.source == path for r in experiments.list_datasets()):
         report = analysis.report
