@@ -79,3 +79,17 @@ def test_quitting_at_the_unreachable_database_question_opens_no_window(
     qtbot: Any, context: _Context
 ) -> None:
     assert open_studio_window(context, ask_use_local=lambda problem, store: False) is None
+
+
+def test_without_a_display_the_command_says_so_instead_of_aborting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codetune_studio.cli import main
+
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: No display to open the studio window on")
+    assert "codetune-studio --help" in err

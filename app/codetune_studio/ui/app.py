@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from codetune_studio import __version__
-from codetune_studio.core.errors import StorageError, StorageUnavailableError
+from codetune_studio.core.errors import CodetuneError, StorageError, StorageUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -224,6 +225,18 @@ def describe_database(url_masked: str) -> str:
     return f"PostgreSQL {host_db}"
 
 
+def _require_display() -> None:
+    """Refuse early, in words, where Qt would abort the process blaming a missing library."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise CodetuneError(
+            "No display to open the studio window on (DISPLAY and WAYLAND_DISPLAY are unset). "
+            "Start it from a desktop session or over `ssh -X`, or use the headless commands: "
+            "codetune-studio --help"
+        )
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The application object, created once."""
     existing = QApplication.instance()
@@ -250,6 +263,7 @@ def run_studio(context: StudioContext) -> int:
     Returns:
         The process exit status.
     """
+    _require_display()
     app = create_application()
     crash = CrashHandler(context.paths.log_dir)
     crash.install()
