@@ -7,7 +7,7 @@ is one transaction however many repositories it uses.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -44,11 +44,22 @@ __all__ = [
 _ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
 
 
+_RowT = TypeVar("_RowT", bound=Base)
+
+
 class _Repository:
     """Holds the session of the unit of work the repository works in."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    def _require(self, model: type[_RowT], key: int, what: str, **options: Any) -> _RowT:
+        """Load one row by primary key, or raise :class:`NotFoundError` naming it."""
+        row = self._session.get(model, key, **options)
+        if row is None:
+            msg = f"{what} {key} does not exist."
+            raise NotFoundError(msg)
+        return row
 
 
 class DatasetRepository(_Repository):
@@ -104,11 +115,7 @@ class DatasetRepository(_Repository):
         Raises:
             NotFoundError: If there is none.
         """
-        row = self._session.get(DatasetRow, dataset_id)
-        if row is None:
-            msg = f"Dataset {dataset_id} does not exist."
-            raise NotFoundError(msg)
-        return row
+        return self._require(DatasetRow, dataset_id, "Dataset")
 
     def find_by_name(self, name: str) -> DatasetRow | None:
         """Return the dataset with this name, or ``None``."""
@@ -145,11 +152,7 @@ class TrainingConfigRepository(_Repository):
         Raises:
             NotFoundError: If there is none.
         """
-        row = self._session.get(TrainingConfigRow, config_id)
-        if row is None:
-            msg = f"Training config {config_id} does not exist."
-            raise NotFoundError(msg)
-        return row
+        return self._require(TrainingConfigRow, config_id, "Training config")
 
     def list_all(self) -> list[TrainingConfigRow]:
         """Return every config, by name."""
@@ -176,12 +179,13 @@ class TrainingConfigRepository(_Repository):
         """
         # FOR UPDATE (PostgreSQL) makes a concurrent saver wait here and then see the new
         # version; populate_existing refreshes a copy this session may already hold.
-        row = self._session.get(
-            TrainingConfigRow, config_id, with_for_update=True, populate_existing=True
+        row = self._require(
+            TrainingConfigRow,
+            config_id,
+            "Training config",
+            with_for_update=True,
+            populate_existing=True,
         )
-        if row is None:
-            msg = f"Training config {config_id} does not exist."
-            raise NotFoundError(msg)
         if row.version != expected_version:
             raise _config_conflict(row.name, row.version, expected_version)
         name = row.name  # a failed flush expires the row, so read it now
@@ -244,11 +248,7 @@ class RunRepository(_Repository):
         Raises:
             NotFoundError: If there is none.
         """
-        row = self._session.get(RunRow, run_id)
-        if row is None:
-            msg = f"Run {run_id} does not exist."
-            raise NotFoundError(msg)
-        return row
+        return self._require(RunRow, run_id, "Run")
 
     def mark_running(self, run_id: int, *, pid: int, host: str) -> RunRow:
         """Record that a worker started training a PENDING run.
@@ -484,11 +484,7 @@ class ModelVersionRepository(_Repository):
         Raises:
             NotFoundError: If there is none.
         """
-        row = self._session.get(ModelVersionRow, version_id)
-        if row is None:
-            msg = f"Model version {version_id} does not exist."
-            raise NotFoundError(msg)
-        return row
+        return self._require(ModelVersionRow, version_id, "Model version")
 
     def list_all(self, *, run_id: int | None = None) -> list[ModelVersionRow]:
         """Return model versions, newest first, optionally only those one run produced."""
