@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
@@ -450,17 +450,7 @@ class AnalysisService:
             outcome.status,
             stored.id,
         )
-        return AnalysisOutcome(
-            plugin=outcome.plugin,
-            target=outcome.target,
-            status=outcome.status,
-            results=outcome.results,
-            findings=outcome.findings,
-            parse=outcome.parse,
-            record_id=stored.id,
-            duration_s=outcome.duration_s,
-            errors=outcome.errors,
-        )
+        return replace(outcome, record_id=stored.id)
 
     def _dataset_id(self, dataset_path: str | None) -> int | None:
         if dataset_path is None or self._experiments is None:
