@@ -13,14 +13,17 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import importlib.abc
 import logging
+import re
 import sys
+import threading
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from keyring.backend import KeyringBackend
@@ -30,6 +33,8 @@ pytest_plugins = ["tests.engine_fixtures"]
 
 POSTGRES_URL_ENV = "CODETUNE_TEST_POSTGRES_URL"
 HEADLESS_ENV = "CODETUNE_HEADLESS_TESTS"
+#: Seconds a thread a test started may take to end after the test before it counts as leaked.
+THREAD_GRACE_S = 10.0
 
 
 class _QtBlocker(importlib.abc.MetaPathFinder):
@@ -44,6 +49,14 @@ class _QtBlocker(importlib.abc.MetaPathFinder):
 
 if os.environ.get(HEADLESS_ENV):
     sys.meta_path.insert(0, _QtBlocker())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "expect_logs(*patterns, level='WARNING'): WARNING/ERROR log records whose message matches "
+        "one of the regular expressions are expected; any other such record fails the test",
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,7 +119,11 @@ def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     server = postgres_server_url()
     if server is None:
-        pytest.skip(f"no PostgreSQL server configured: set {POSTGRES_URL_ENV}")
+        message = f"no PostgreSQL server configured: set {POSTGRES_URL_ENV}"
+        if os.environ.get("CI") == "true":
+            # CI must run every storage test on PostgreSQL too; a skip there would hide a gap.
+            pytest.fail(f"{message} (CI=true: PostgreSQL tests must not skip)")
+        pytest.skip(message)
     import sqlalchemy as sa
 
     name = f"codetune_test_{uuid.uuid4().hex[:12]}"
@@ -146,3 +163,104 @@ def restore_logging() -> Iterator[None]:
             handler.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+# --- strictness: unexpected log records and leaked threads fail a test ------------------------
+
+
+@dataclass
+class _ExpectedLog:
+    pattern: re.Pattern[str]
+    level: int
+
+    def matches(self, record: logging.LogRecord) -> bool:
+        return record.levelno <= self.level and bool(self.pattern.search(record.getMessage()))
+
+
+class _LogFailHandler(logging.Handler):
+    """Collects every WARNING+ record that reaches the root logger during a test."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _expected_from_marks(item: pytest.Item) -> list[_ExpectedLog]:
+    expected = []
+    for mark in item.iter_markers("expect_logs"):
+        level = logging.getLevelName(str(mark.kwargs.get("level", "ERROR")).upper())
+        expected += [_ExpectedLog(re.compile(p), level) for p in mark.args]
+    return expected
+
+
+def _describe(record: logging.LogRecord) -> str:
+    text = f"{record.levelname} {record.name}: {record.getMessage()}"
+    if record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        text += f" [{type(error).__name__}: {error}]"
+    return text
+
+
+@pytest.fixture
+def expect_logs(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Declare WARNING/ERROR records the test expects: ``expect_logs(r"regex", level="WARNING")``.
+
+    ``level`` is the highest level the pattern allows (default ``ERROR``, which also allows
+    warnings). The regular expression is searched in the record's formatted message.
+    """
+    expected: list[_ExpectedLog] = request.node.stash.setdefault(_EXPECTED_KEY, [])
+
+    def expect(*patterns: str, level: str = "ERROR") -> None:
+        number = logging.getLevelName(level.upper())
+        expected.extend(_ExpectedLog(re.compile(p), number) for p in patterns)
+
+    return expect
+
+
+_EXPECTED_KEY = pytest.StashKey[list[_ExpectedLog]]()
+
+
+@pytest.fixture(autouse=True)
+def fail_on_unexpected_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test on any WARNING/ERROR log record it did not declare.
+
+    Exceptions swallowed by ``ui.safe_slot`` or by an event sink are logged, not raised, so
+    without this a broken slot would pass. Declare expected records with
+    ``@pytest.mark.expect_logs(r"regex", ...)`` or the ``expect_logs`` fixture.
+    """
+    handler = _LogFailHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    expected = _expected_from_marks(request.node) + request.node.stash.get(_EXPECTED_KEY, [])
+    unexpected = [r for r in handler.records if not any(e.matches(r) for e in expected)]
+    if unexpected:
+        lines = "\n  ".join(_describe(r) for r in unexpected[:10])
+        pytest.fail(
+            f"{len(unexpected)} unexpected log record(s) at WARNING or above "
+            f"(declare them with @pytest.mark.expect_logs or the expect_logs fixture):\n  {lines}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_python_threads() -> Iterator[None]:
+    """Fail a test that leaves a Python thread running (after a grace period for it to end)."""
+    before = set(threading.enumerate())
+    yield
+    new = [
+        t
+        for t in threading.enumerate()
+        if t not in before and not isinstance(t, threading._DummyThread)
+    ]
+    for thread in new:
+        thread.join(THREAD_GRACE_S / max(len(new), 1))
+    leaked = [t for t in new if t.is_alive()]
+    if leaked:
+        pytest.fail(f"threads leaked: {leaked}", pytrace=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,21 +29,100 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.qt_log_ignore("propagateSizeHints", "support raise"))
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """Fail a test that leaves a Python thread running."""
-    before = set(threading.enumerate())
-    yield
-    from PySide6.QtCore import QThreadPool
+class _StartedQtObjects:
+    """Every QThread and QTimer a test starts, found by wrapping their ``start`` methods."""
 
-    QThreadPool.globalInstance().waitForDone(5000)
-    # Qt's own threads show up as _DummyThread once they log; the pool wait above covers them.
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from PySide6.QtCore import QThread, QTimer
+
+        # Strong references on purpose: a running QThread whose wrapper is collected aborts
+        # the process, and an object whose C++ side is gone reads as deleted below.
+        self.threads: list[QThread] = []
+        self.timers: list[QTimer] = []
+        thread_start, timer_start = QThread.start, QTimer.start
+
+        def start_thread(thread: QThread, *args: Any) -> None:
+            self.threads.append(thread)
+            thread_start(thread, *args)
+
+        def start_timer(timer: QTimer, *args: Any) -> None:
+            self.timers.append(timer)
+            timer_start(timer, *args)
+
+        monkeypatch.setattr(QThread, "start", start_thread)
+        monkeypatch.setattr(QTimer, "start", start_timer)
+
+    def running_threads(self) -> list[str]:
+        return [_name(t) for t in self.threads if _alive(t) and t.isRunning()]
+
+    def active_timers(self) -> list[str]:
+        return [_name(t) for t in self.timers if _alive(t) and t.isActive()]
+
+
+def _alive(obj: Any) -> bool:
+    from shiboken6 import Shiboken
+
+    return bool(Shiboken.isValid(obj))
+
+
+def _name(obj: Any) -> str:
+    parent = obj.parent()
+    owner = f" of {type(parent).__name__}" if parent is not None else ""
+    return f"{type(obj).__name__}({obj.objectName()!r}){owner}"
+
+
+def _process_deferred_deletes() -> None:
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    app = QCoreApplication.instance()
+    if app is None:
+        return
+    for _ in range(3):  # deleting a widget may post the deletion of its helpers
+        app.processEvents()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_qt_objects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test that leaves a QThread running, a QTimer active or a top-level widget alive.
+
+    Runs after pytest-qt has closed and scheduled the deletion of the widgets given to
+    ``qtbot.addWidget`` (this fixture is set up first, so it is torn down last).
+    """
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    widgets_before = {id(w) for w in QApplication.topLevelWidgets()} if app else set()
+    started = _StartedQtObjects(monkeypatch)
+    yield
+    QThreadPool.globalInstance().waitForDone(10_000)
+    _process_deferred_deletes()
+    problems = []
+    if threads := started.running_threads():
+        problems.append(f"QThreads still running: {threads}")
+    if timers := started.active_timers():
+        problems.append(f"QTimers still active: {timers}")
+    leftover = [
+        w
+        for w in QApplication.topLevelWidgets()
+        if id(w) not in widgets_before and _alive(w) and not _is_qt_internal(w)
     ]
-    assert not leaked, f"threads leaked: {leaked}"
+    if leftover:
+        problems.append(f"top-level widgets left behind: {[_name(w) for w in leftover]}")
+        for widget in leftover:  # so the next test starts clean
+            widget.close()
+            widget.deleteLater()
+        _process_deferred_deletes()
+    started.threads.clear()
+    started.timers.clear()
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+def _is_qt_internal(widget: Any) -> bool:
+    # Qt keeps a few hidden helpers of its own (the tooltip label, the desktop screen widget).
+    return type(widget).__name__ in {"QTipLabel", "QDesktopScreenWidget"} and not widget.isVisible()
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ so ``codetune-studio analyze DATASET``, the Plugins panel and the trainer's
   ``python``/``py``/``python3``, plus the whole completion where the data is raw code (see
   :func:`unparseable_reason`), because dropping a row for a shell snippet would be wrong.
 - It parses when :func:`ast.parse` accepts it
-  (:func:`~codetune_studio.plugins.builtin.code_analyzer.syntax_error`).
+  (:func:`~codetune_studio.plugins.python_syntax.syntax_error`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from codetune_studio.core.errors import ConfigError, DatasetError
 from codetune_studio.plugins.api import ToolInputs
-from codetune_studio.plugins.builtin.code_analyzer import syntax_error
+from codetune_studio.plugins.python_syntax import syntax_error
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

@@ -1,6 +1,8 @@
 """What the OpenAI analyzer and the Anthropic suggester share.
 
-The answer schema and its validation, the prompt, a deadline-aware retry loop, and the
+The whole review flow lives here once, in :class:`ChatReviewTool` (key, model, request, client,
+deadline-aware retries, answer validation, usage metrics); each plugin fills in only what its API
+spells differently. Also here: the answer schema and its validation, the prompt, and the
 translation of SDK errors into one clear :class:`PluginError` per failure.
 
 Retries: both SDKs retry 408, 409, 429 and 5xx themselves (``max_retries``, exponential backoff
@@ -17,24 +19,38 @@ import math
 import random
 import re
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from codetune_studio.plugins.api import Finding, PluginCancelledError, PluginError, ToolContext
+from codetune_studio.plugins.api import (
+    BaseTool,
+    Finding,
+    PluginCancelledError,
+    PluginError,
+    ToolContext,
+    ToolInputs,
+    ToolResult,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from contextlib import AbstractContextManager
+    from types import ModuleType
 
 __all__ = [
     "FINDINGS_SCHEMA",
+    "ChatReviewTool",
     "Provider",
     "call_with_retries",
     "numbered_code",
     "parse_findings",
+    "review_prompt",
     "setting_float",
     "setting_int",
+    "user_message",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,6 +131,29 @@ class Provider:
             f"No {self.label} API key: set it with `codetune-studio keys set {self.secret}` "
             "or in Settings"
         )
+
+
+def review_prompt(role: str, *, info: str, suggestion: str, empty_answer: str) -> str:
+    """The system prompt: the reviewer's role, then the answer format both plugins ask for.
+
+    Args:
+        role: Who the model is and what to look for (one or two sentences).
+        info: What the ``info`` severity is for.
+        suggestion: What the ``suggestion`` field holds.
+        empty_answer: The sentence saying an empty list is acceptable.
+    """
+    return (
+        f"{role} For each finding give severity (error for bugs, warning for likely problems, "
+        f"info for {info}), a one-sentence message, the 1-based line and column "
+        "(null if about the whole file), a short kebab-case rule name, and "
+        f"{suggestion}. Answer with JSON only: "
+        '{"findings": [...]}. ' + empty_answer
+    )
+
+
+def user_message(inputs: ToolInputs) -> str:
+    """The user turn: the file's name and language, then its numbered lines."""
+    return f"File: {inputs.path}\nLanguage: {inputs.language}\n\n{numbered_code(inputs.code)}"
 
 
 def numbered_code(code: str) -> str:
@@ -352,3 +391,91 @@ def _scrub(text: str, secret: str) -> str:
         text = text.replace(secret, "***")
     # Servers echo keys back half-masked ("sk-abc***xyz"); drop anything key-shaped.
     return re.sub(r"\b(sk-|sk-ant-)[\w*-]{6,}", "***", text)
+
+
+ReplyT = TypeVar("ReplyT")
+
+
+class ChatReviewTool(BaseTool, Generic[ReplyT]):
+    """The review flow both API plugins run; a subclass names its SDK and fills in the hooks.
+
+    Class attributes a subclass sets: ``name``, ``version``, ``description``, ``secrets`` (as
+    for any tool), ``provider_label`` (``"OpenAI"``), ``sdk_module`` (imported only when a
+    review runs: the SDKs take a second or two to import), ``default_model``,
+    ``default_base_url`` and ``system_prompt``.
+    """
+
+    needs_network = True
+    provider_label: ClassVar[str]
+    sdk_module: ClassVar[str]
+    default_model: ClassVar[str]
+    default_base_url: ClassVar[str]
+    system_prompt: ClassVar[str]
+
+    def run(self, inputs: ToolInputs, context: ToolContext) -> ToolResult:
+        """Send the code to the model and return its validated findings.
+
+        Raises:
+            PluginError: No key, wrong key, rate limited, unreachable, too slow, or a
+                malformed answer; the message never contains the key.
+        """
+        import importlib
+
+        sdk = importlib.import_module(self.sdk_module)
+        secret_name = self.secrets[0]
+        provider = Provider(
+            self.provider_label,
+            secret_name,
+            sdk.APITimeoutError,
+            sdk.APIConnectionError,
+            sdk.APIStatusError,
+        )
+        key = context.secret(secret_name)
+        if key is None or not key.get_secret_value().strip():
+            raise provider.missing_key()
+        secret = key.get_secret_value()
+        model = context.settings.get("model") or self.default_model
+        base_url = (context.settings.get("base_url") or self.default_base_url).rstrip("/")
+        request = self.build_request(inputs, model, context)
+        with self.open_client(sdk, secret, base_url) as client:
+            reply = call_with_retries(
+                lambda timeout: self.send(client, request, timeout),
+                provider=provider,
+                context=context,
+                base_url=base_url,
+                max_retries=setting_int(context, "max_retries", 2),
+                default_timeout_s=setting_float(context, "timeout_s", 60.0),
+                secret=secret,
+            )
+        findings = parse_findings(self.answer_text(reply, provider), provider, secret_name)
+        return self.result(findings, self.usage_metrics(reply, model), inputs=inputs)
+
+    @abstractmethod
+    def build_request(self, inputs: ToolInputs, model: str, context: ToolContext) -> dict[str, Any]:
+        """The API call's keyword arguments (model, prompt, output format).
+
+        Raises:
+            PluginError: A setting has a value the API cannot take.
+        """
+
+    @abstractmethod
+    def open_client(
+        self, sdk: ModuleType, secret: str, base_url: str
+    ) -> AbstractContextManager[Any]:
+        """The SDK's client, without its own retries (ours honour the deadline)."""
+
+    @abstractmethod
+    def send(self, client: Any, request: dict[str, Any], timeout: float) -> ReplyT:
+        """One try of the API call."""
+
+    @abstractmethod
+    def answer_text(self, reply: ReplyT, provider: Provider) -> str | None:
+        """The answer's text, or an error for a refused or truncated answer.
+
+        Raises:
+            PluginError: The model refused or its answer was cut off.
+        """
+
+    @abstractmethod
+    def usage_metrics(self, reply: ReplyT, model: str) -> dict[str, Any]:
+        """The model that answered and the tokens it used, for the result's metrics."""

@@ -40,7 +40,6 @@ Lines and columns are 1-based.
 from __future__ import annotations
 
 import ast
-import warnings
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -53,6 +52,7 @@ from codetune_studio.plugins.api import (
     ToolInputs,
     ToolResult,
 )
+from codetune_studio.plugins.python_syntax import parse_python, syntax_error
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -247,7 +247,7 @@ def analyze_source(
     options = options or AnalyzerOptions()
     code = code.removeprefix("\ufeff")  # a byte-order mark is legal at the start of a file
     lines = code.count("\n") + (1 if code and not code.endswith("\n") else 0)
-    tree = _parse(code)
+    tree = parse_python(code)
     if isinstance(tree, Finding):
         return SourceReport(parsed=False, lines=lines, findings=[tree])
     report = SourceReport(parsed=True, lines=lines)
@@ -275,39 +275,6 @@ def analyze_source(
 def cyclomatic_complexity(function: _FunctionNode) -> int:
     """Cyclomatic complexity of one function, by radon's rules (see the module docstring)."""
     return 1 + sum(_complexity_of(statement) for statement in function.body)
-
-
-def syntax_error(code: str) -> Finding | None:
-    """Parse ``code`` and return its ``syntax-error`` finding, or ``None`` when it parses.
-
-    This is the same check :func:`analyze_source` starts with; the dataset lint and the
-    trainer's ``drop_unparseable`` use it so all three agree on what "does not parse" means.
-    """
-    tree = _parse(code.removeprefix("\ufeff"))
-    return tree if isinstance(tree, Finding) else None
-
-
-# --- parsing -----------------------------------------------------------------------------------
-
-
-def _parse(code: str) -> ast.Module | Finding:
-    try:
-        with warnings.catch_warnings():
-            # Invalid escape sequences and the like warn while compiling; they are not our
-            # findings and must not leak into the caller's warning filters.
-            warnings.simplefilter("ignore")
-            return ast.parse(code)
-    except SyntaxError as exc:
-        return Finding(
-            severity="error",
-            rule="syntax-error",
-            message=f"{type(exc).__name__}: {exc.msg}",
-            line=exc.lineno if exc.lineno and exc.lineno > 0 else None,
-            column=exc.offset if exc.offset and exc.offset > 0 else None,
-        )
-    except (ValueError, RecursionError, MemoryError) as exc:
-        # Null bytes (ValueError on 3.11) or code nested too deeply for the parser.
-        return Finding(severity="error", rule="syntax-error", message=f"cannot parse: {exc}")
 
 
 # --- functions, classes, imports, complexity, length, nesting ---------------------------------

@@ -14,49 +14,30 @@ The key comes from the ``openai`` secret (``codetune-studio keys set openai``).
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
-from codetune_studio.plugins.api import (
-    BaseTool,
-    PluginError,
-    PluginSpec,
-    ToolContext,
-    ToolInputs,
-    ToolResult,
-)
+from codetune_studio.plugins.api import PluginError, PluginSpec, ToolContext, ToolInputs
 from codetune_studio.plugins.builtin._llm import (
     FINDINGS_SCHEMA,
+    ChatReviewTool,
     Provider,
-    call_with_retries,
-    numbered_code,
-    parse_findings,
-    setting_float,
-    setting_int,
+    review_prompt,
+    user_message,
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from types import ModuleType
+
     from openai.types.chat import ChatCompletion
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "OpenAIAnalyzer", "plugin_spec"]
 
-logger = logging.getLogger(__name__)
-
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
-_SYSTEM_PROMPT = (
-    "You are a meticulous senior code reviewer. Review the code the user sends (its lines are "
-    "numbered as 'N | code'; the numbers are not part of the code). Report real problems only: "
-    "bugs, security issues, error handling, performance traps and unclear code. For each "
-    "finding give severity (error for bugs, warning for likely problems, info for style), a "
-    "one-sentence message, the 1-based line and column (null if about the whole file), a short "
-    "kebab-case rule name, and a suggestion with corrected code or null. Answer with JSON only: "
-    '{"findings": [...]}. An empty list is a fine answer for good code.'
-)
 
-
-class OpenAIAnalyzer(BaseTool):
+class OpenAIAnalyzer(ChatReviewTool["ChatCompletion"]):
     """Asks an OpenAI (or OpenAI-compatible) chat model to review the code."""
 
     name = "openai_code_analyzer"
@@ -64,70 +45,30 @@ class OpenAIAnalyzer(BaseTool):
     description = (
         "Code review by an OpenAI model or any OpenAI-compatible server (llama.cpp, vLLM, Ollama)"
     )
-    needs_network = True
     secrets = ("openai",)
+    provider_label = "OpenAI"
+    sdk_module = "openai"
+    default_model = DEFAULT_MODEL
+    default_base_url = DEFAULT_BASE_URL
+    system_prompt = review_prompt(
+        "You are a meticulous senior code reviewer. Review the code the user sends (its lines "
+        "are numbered as 'N | code'; the numbers are not part of the code). Report real "
+        "problems only: bugs, security issues, error handling, performance traps and unclear "
+        "code.",
+        info="style",
+        suggestion="a suggestion with corrected code or null",
+        empty_answer="An empty list is a fine answer for good code.",
+    )
 
-    def run(self, inputs: ToolInputs, context: ToolContext) -> ToolResult:
-        """Send the code to the model and return its validated findings.
-
-        Raises:
-            PluginError: No key, wrong key, rate limited, unreachable, too slow, or a
-                malformed answer; the message never contains the key.
-        """
-        import openai  # only when a review runs: the SDK takes most of a second to import
-
-        provider = Provider(
-            "OpenAI",
-            "openai",
-            openai.APITimeoutError,
-            openai.APIConnectionError,
-            openai.APIStatusError,
-        )
-        key = context.secret("openai")
-        if key is None or not key.get_secret_value().strip():
-            raise provider.missing_key()
-        secret = key.get_secret_value()
-        model = context.settings.get("model") or DEFAULT_MODEL
-        base_url = (context.settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        request = self._request(
-            inputs, model, context.settings.get("response_format") or "json_schema"
-        )
-
-        with openai.OpenAI(api_key=secret, base_url=base_url, max_retries=0) as client:
-
-            def attempt(timeout: float) -> ChatCompletion:
-                answer: ChatCompletion = client.chat.completions.create(**request, timeout=timeout)
-                return answer
-
-            completion = call_with_retries(
-                attempt,
-                provider=provider,
-                context=context,
-                base_url=base_url,
-                max_retries=setting_int(context, "max_retries", 2),
-                default_timeout_s=setting_float(context, "timeout_s", 60.0),
-                secret=secret,
-            )
-        findings = parse_findings(self._answer_text(completion, provider), provider, "openai")
-        usage = completion.usage
-        metrics: dict[str, Any] = {"model": completion.model or model}
-        if usage is not None:
-            metrics.update(
-                prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
-            )
-        return self.result(findings, metrics, inputs=inputs)
-
-    @staticmethod
-    def _request(inputs: ToolInputs, model: str, response_format: str) -> dict[str, Any]:
+    def build_request(self, inputs: ToolInputs, model: str, context: ToolContext) -> dict[str, Any]:
+        """Chat-completions arguments; ``response_format`` picks the structured-output mode."""
+        response_format = context.settings.get("response_format") or "json_schema"
         request: dict[str, Any] = {
             "model": model,
             "temperature": 0,
             "messages": [
-                {"role": "system", "content": _SYSTEM_PROMPT},
-                {
-                    "role": "user",
-                    "content": f"File: {inputs.path}\nLanguage: {inputs.language}\n\n{numbered_code(inputs.code)}",
-                },
+                {"role": "system", "content": self.system_prompt},
+                {"role": "user", "content": user_message(inputs)},
             ],
         }
         if response_format == "json_schema":
@@ -143,11 +84,25 @@ class OpenAIAnalyzer(BaseTool):
             )
         return request
 
-    @staticmethod
-    def _answer_text(completion: ChatCompletion, provider: Provider) -> str | None:
-        if not completion.choices:
+    def open_client(
+        self, sdk: ModuleType, secret: str, base_url: str
+    ) -> AbstractContextManager[Any]:
+        """An ``openai.OpenAI`` client without SDK retries."""
+        client: AbstractContextManager[Any] = sdk.OpenAI(
+            api_key=secret, base_url=base_url, max_retries=0
+        )
+        return client
+
+    def send(self, client: Any, request: dict[str, Any], timeout: float) -> ChatCompletion:
+        """One chat-completions call."""
+        answer: ChatCompletion = client.chat.completions.create(**request, timeout=timeout)
+        return answer
+
+    def answer_text(self, reply: ChatCompletion, provider: Provider) -> str | None:
+        """The first choice's content; a refusal or a cut-off answer is an error."""
+        if not reply.choices:
             return None
-        choice = completion.choices[0]
+        choice = reply.choices[0]
         refusal = getattr(choice.message, "refusal", None)
         if refusal:
             raise PluginError(f"{provider.label} declined to review this code: {refusal[:200]}")
@@ -156,6 +111,16 @@ class OpenAIAnalyzer(BaseTool):
                 f"{provider.label}'s answer was cut off at its length limit; analyse a smaller piece of code"
             )
         return choice.message.content
+
+    def usage_metrics(self, reply: ChatCompletion, model: str) -> dict[str, Any]:
+        """The answering model and its prompt and completion tokens."""
+        metrics: dict[str, Any] = {"model": reply.model or model}
+        if reply.usage is not None:
+            metrics.update(
+                prompt_tokens=reply.usage.prompt_tokens,
+                completion_tokens=reply.usage.completion_tokens,
+            )
+        return metrics
 
 
 #: What the ``codetune_studio.plugins`` entry point ``openai_code_analyzer`` resolves to.
