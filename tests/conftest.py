@@ -50,6 +50,12 @@ class _QtBlocker(importlib.abc.MetaPathFinder):
 if os.environ.get(HEADLESS_ENV):
     sys.meta_path.insert(0, _QtBlocker())
 
+# tqdm starts a process-wide monitor thread with its first progress bar (datasets and the CLI
+# show bars) that outlives the test; without it the leaked-thread check sees only our threads.
+import tqdm  # noqa: E402
+
+tqdm.tqdm.monitor_interval = 0
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import traceback
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,28 +38,42 @@ class _StartedQtObjects:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from PySide6.QtCore import QThread, QTimer
 
-        # Strong references on purpose: a running QThread whose wrapper is collected aborts
-        # the process, and an object whose C++ side is gone reads as deleted below.
-        self.threads: list[QThread] = []
-        self.timers: list[QTimer] = []
+        # Threads by strong reference: a running QThread whose wrapper is collected aborts the
+        # process anyway. Timers by weak reference: a parentless timer dropped by its owner is
+        # destroyed (and stopped) with its wrapper, which is no leak.
+        self.threads: list[tuple[QThread, str]] = []
+        self.timers: list[tuple[weakref.ref[QTimer], str]] = []
         thread_start, timer_start = QThread.start, QTimer.start
 
         def start_thread(thread: QThread, *args: Any) -> None:
-            self.threads.append(thread)
+            self.threads.append((thread, _caller()))
             thread_start(thread, *args)
 
         def start_timer(timer: QTimer, *args: Any) -> None:
-            self.timers.append(timer)
+            self.timers.append((weakref.ref(timer), _caller()))
             timer_start(timer, *args)
 
         monkeypatch.setattr(QThread, "start", start_thread)
         monkeypatch.setattr(QTimer, "start", start_timer)
 
     def running_threads(self) -> list[str]:
-        return [_name(t) for t in self.threads if _alive(t) and t.isRunning()]
+        return [
+            f"{_name(t)} started at {at}" for t, at in self.threads if _alive(t) and t.isRunning()
+        ]
 
     def active_timers(self) -> list[str]:
-        return [_name(t) for t in self.timers if _alive(t) and t.isActive()]
+        timers = [(ref(), at) for ref, at in self.timers]
+        return [
+            f"{_name(t)} started at {at}"
+            for t, at in timers
+            if t is not None and _alive(t) and t.isActive()
+        ]
+
+
+def _caller() -> str:
+    """Where the code that called ``start`` is (skipping this module's wrappers)."""
+    frame = traceback.extract_stack(limit=3)[0]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
 
 
 def _alive(obj: Any) -> bool:
@@ -77,6 +94,8 @@ def _process_deferred_deletes() -> None:
     app = QCoreApplication.instance()
     if app is None:
         return
+    # pyqtgraph's items hold their parentless menus in reference cycles: collect them first.
+    gc.collect()
     for _ in range(3):  # deleting a widget may post the deletion of its helpers
         app.processEvents()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
@@ -106,7 +125,7 @@ def no_leaked_qt_objects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     leftover = [
         w
         for w in QApplication.topLevelWidgets()
-        if id(w) not in widgets_before and _alive(w) and not _is_qt_internal(w)
+        if id(w) not in widgets_before and _alive(w) and _is_a_window(w)
     ]
     if leftover:
         problems.append(f"top-level widgets left behind: {[_name(w) for w in leftover]}")
@@ -120,9 +139,15 @@ def no_leaked_qt_objects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         pytest.fail("; ".join(problems), pytrace=False)
 
 
-def _is_qt_internal(widget: Any) -> bool:
-    # Qt keeps a few hidden helpers of its own (the tooltip label, the desktop screen widget).
-    return type(widget).__name__ in {"QTipLabel", "QDesktopScreenWidget"} and not widget.isVisible()
+def _is_a_window(widget: Any) -> bool:
+    """A window the user could see: anything visible, or a main window or dialog.
+
+    Hidden popups (context menus pyqtgraph keeps for its plots, a combo box's list) are not
+    counted: they belong to their owner and go with it.
+    """
+    from PySide6.QtWidgets import QDialog, QMainWindow
+
+    return bool(widget.isVisible()) or isinstance(widget, QMainWindow | QDialog)
 
 
 @pytest.fixture(autouse=True)

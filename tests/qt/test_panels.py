@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from PySide6.QtWidgets import QLineEdit
 
 from codetune_studio.services.memory_estimate import ModelShape, estimate_memory
@@ -183,6 +184,7 @@ def test_plugins_panel_lists_entries_with_state(qtbot: Any) -> None:
     assert "1 with errors" in panel.summary.text()
 
 
+@pytest.mark.expect_logs(r"error in test_safe_slot_turns_an_exception_into_a_notice")
 def test_safe_slot_turns_an_exception_into_a_notice(caplog: Any) -> None:
     calls: list[int] = []
 

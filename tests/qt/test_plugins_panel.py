@@ -124,7 +124,8 @@ def test_disabling_a_plugin_survives_a_new_settings_store(
     )
     assert SettingsStore(path).load().plugins.disabled == ("code_analyzer",)
     qtbot.waitUntil(lambda: panel.selected_entry() is not None, timeout=5000)
-    assert not panel.run_button.isEnabled()
+    # The details (and the Run button) follow the refreshed list once it is re-selected.
+    qtbot.waitUntil(lambda: not panel.run_button.isEnabled(), timeout=5000)
 
     again = _panel(qtbot, experiments, SettingsStore(path))
     assert next(e for e in again.entries if e.name == "code_analyzer").state.value == "disabled"

@@ -4,6 +4,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from codetune_studio.core.status import RunStatus
 from codetune_studio.ui.run_host import RunController, RunHost, RunOutcome, describe_exit
 from codetune_studio.ui.studio_services import WorkerLaunch
@@ -84,6 +86,9 @@ def test_stop_request_reaches_the_worker(
     assert experiments.get_run(run_id).status is RunStatus.CANCELLED
 
 
+@pytest.mark.expect_logs(
+    r"worker ignored stop; terminating it", r"worker ignored terminate; killing it"
+)
 def test_stop_escalates_to_terminate_then_kill_for_a_stubborn_worker(
     qtbot: Any, tmp_path: Path, experiments: ExperimentService, caplog: Any
 ) -> None:

@@ -81,6 +81,7 @@ def test_json_lines_sink_writes_one_flushed_line_per_event() -> None:
     assert [decode_event(line) for line in lines] == EVENTS[:3]
 
 
+@pytest.mark.expect_logs(r"event sink CallbackSink failed on RunStarted")
 def test_composite_sink_keeps_going_when_one_sink_fails(caplog: pytest.LogCaptureFixture) -> None:
     def broken(event: Event) -> None:
         raise RuntimeError("disk full")

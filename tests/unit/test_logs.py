@@ -22,6 +22,7 @@ def restore_root_logger():
     root.setLevel(level)
 
 
+@pytest.mark.expect_logs("loud problem", level="WARNING")
 def test_console_respects_its_level_while_the_file_keeps_detail(tmp_path: Path) -> None:
     console = io.StringIO()
     log_file = tmp_path / "logs" / "studio.log"

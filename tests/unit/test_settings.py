@@ -59,6 +59,7 @@ def test_environment_overrides_the_file_but_is_never_written_back(
     ],
     ids=["bad-json", "not-an-object", "wrong-type", "unknown-key", "from-the-future"],
 )
+@pytest.mark.expect_logs(r"Settings file .* was unreadable")
 def test_corrupt_file_is_backed_up_reported_and_replaced_by_defaults(
     store: SettingsStore, content: str
 ) -> None:

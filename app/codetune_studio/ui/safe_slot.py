@@ -1,9 +1,10 @@
 """``@safe_slot()``: a slot that logs its exception and shows a notice instead of losing it.
 
 An exception raised in a PySide6 slot never reaches the code that emitted the signal; it goes to
-``sys.excepthook`` at best. Slots that call into other layers are therefore wrapped: the
-traceback goes to the log, the user sees what went wrong as a non-modal notice (BEC's
-``SafeSlot`` idea).
+``sys.excepthook`` at best. Slots that call into other layers are therefore wrapped: the user
+sees what went wrong as a non-modal notice (BEC's ``SafeSlot`` idea). An unexpected exception
+(a bug) goes to the log with its traceback at ERROR; a :class:`CodetuneError` (a refusal whose
+message names the fix) is logged at INFO, since the notice already reports it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from codetune_studio.core.errors import CodetuneError
 from codetune_studio.ui import notify
 
 if TYPE_CHECKING:
@@ -44,6 +46,12 @@ def safe_slot() -> Callable[[Callable[P, R]], Callable[P, R | None]]:
             call_args = args if limit is None else args[:limit]
             try:
                 return func(*call_args, **kwargs)  # type: ignore[arg-type]
+            except CodetuneError as exc:
+                # A refusal that names its fix (bad parameters, a run already training): the
+                # notice is the report; a traceback at ERROR would read as a bug.
+                logger.info("%s refused: %s", func.__qualname__, exc)
+                notify.error(exc)
+                return None
             except Exception as exc:
                 logger.exception("error in %s", func.__qualname__)
                 notify.error(exc)

@@ -205,6 +205,7 @@ class PluginsPanel(Panel):
         self._analysis = analysis
         self._selected_dataset = selected_dataset or (lambda: None)
         self._task: TaskHandle | None = None
+        self._refresh_again = False
         self._run_task: TaskHandle | None = None
         self._stop = threading.Event()
         self.entries: list[PluginEntry] = []
@@ -378,16 +379,27 @@ class PluginsPanel(Panel):
     # --- public -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Ask the registry again, off the GUI thread."""
+        """Ask the registry again, off the GUI thread.
+
+        A request while a discovery runs is kept and served when it ends: that discovery may
+        have read the old enabled/disabled choices, so dropping the request would show them.
+        """
         if self._task is not None and not self._task.done:
+            self._refresh_again = True
             return
+        self._refresh_again = False
         self.refresh_button.setEnabled(False)
         self._task = run_in_thread(
             self._discover,
             self._disabled,
             on_return=self._on_discover_returned,
-            on_finish=lambda: self.refresh_button.setEnabled(True),
+            on_finish=self._on_discover_finished,
         )
+
+    def _on_discover_finished(self) -> None:
+        self.refresh_button.setEnabled(True)
+        if self._refresh_again and not self._stop.is_set():
+            self.refresh()
 
     def selected_entry(self) -> PluginEntry | None:
         """The plugin selected in the list."""
