@@ -52,7 +52,7 @@ if os.environ.get(HEADLESS_ENV):
 
 # tqdm starts a process-wide monitor thread with its first progress bar (datasets and the CLI
 # show bars) that outlives the test; without it the leaked-thread check sees only our threads.
-import tqdm  # noqa: E402
+import tqdm  # type: ignore[import-untyped]  # noqa: E402
 
 tqdm.tqdm.monitor_interval = 0
 

@@ -118,6 +118,7 @@ def test_log_file_flag_receives_the_log(tmp_path: Path, monkeypatch: pytest.Monk
     assert log_file.exists()
 
 
+@pytest.mark.expect_logs("Settings file .* was unreadable")
 def test_corrupt_settings_are_reported_in_one_line_and_the_command_still_runs(
     isolated_dirs: Path, capsys
 ) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,7 @@ def test_metrics_are_written_in_batches_not_one_transaction_per_point(
     assert len(calls) <= 4
 
 
+@pytest.mark.expect_logs("could not store \\d+ metric points \\(will retry\\)")
 def test_a_database_outage_loses_no_metric(
     experiments: ExperimentService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,3 +120,28 @@ def test_failed_run_keeps_its_reason(experiments: ExperimentService) -> None:
     )
     recorder.close()
     assert experiments.get_run(run_id).error == "Out of memory: lower the batch size"
+
+
+def test_nan_and_infinite_metrics_are_recorded_not_dropped(experiments: ExperimentService) -> None:
+    # Runs once on SQLite and once on PostgreSQL (database_url): both must round-trip them.
+    run_id = _run_id(experiments)
+    recorder = RunRecorder(experiments, run_id, batch_size=1)
+    recorder.emit(RunStarted(run_id=run_id, total_steps=4, output_dir=Path("/tmp/out")))
+    values = [2.5, math.nan, math.inf, -math.inf]
+    for step, value in enumerate(values, 1):
+        recorder.emit(MetricsLogged(step=step, metrics={"loss": value, "grad_norm": value}))
+    recorder.emit(EvalCompleted(step=4, eval_loss=math.nan, perplexity=math.inf))
+    recorder.emit(RunFinished(status=RunStatus.FAILED, final_step=4, error="diverged"))
+    recorder.close()
+
+    for name in ("loss", "grad_norm"):
+        curve = experiments.metric_curve(run_id, name)
+        assert [p.step for p in curve] == [1, 2, 3, 4]
+        stored = [p.value for p in curve]
+        assert stored[0] == 2.5
+        assert math.isnan(stored[1])
+        assert stored[2] == math.inf
+        assert stored[3] == -math.inf
+    (eval_point,) = experiments.metric_curve(run_id, "eval_loss")
+    assert math.isnan(eval_point.value)
+    assert [p.value for p in experiments.metric_curve(run_id, "perplexity")] == [math.inf]

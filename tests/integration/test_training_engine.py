@@ -148,6 +148,7 @@ def test_checkpoints_are_complete_and_pruned_to_the_limit(
     assert "model.safetensors" not in names  # the frozen base is never copied
 
 
+@pytest.mark.expect_logs("run t failed: Cannot resume from")
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
@@ -177,6 +178,7 @@ def test_a_damaged_checkpoint_fails_naming_the_file(
     assert events[-1].status is RunStatus.FAILED
 
 
+@pytest.mark.expect_logs("run t failed: Cannot resume from .*it was trained with method lora")
 def test_resuming_with_another_method_is_refused(assets: tuple[Path, Path], tmp_path: Path) -> None:
     model, data = assets
     _train(make_recipe(model, data, max_steps=1, save_steps=1), tmp_path / "run", tmp_path)
@@ -222,6 +224,7 @@ def test_cancel_saves_checkpoint_and_reports_cancelled(
     assert result.checkpoint_path == tmp_path / "run" / "checkpoints" / "checkpoint-2"
 
 
+@pytest.mark.expect_logs("run t failed: model: folder .* not found")
 def test_missing_model_fails_with_a_clear_message(
     assets: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -232,6 +235,7 @@ def test_missing_model_fails_with_a_clear_message(
     assert isinstance(events[-1], RunFinished)
 
 
+@pytest.mark.expect_logs("run t failed: method: qlora found no CUDA GPU")
 def test_qlora_on_cpu_fails_suggesting_lora(assets: tuple[Path, Path], tmp_path: Path) -> None:
     model, data = assets
     result, _ = _train(make_recipe(model, data, method="qlora"), tmp_path / "run", tmp_path)
@@ -262,6 +266,9 @@ def test_report_to_tensorboard_writes_an_events_file(
     assert logged.Scalars("train/loss")[0].value == pytest.approx(losses(events)[1], rel=1e-6)
 
 
+@pytest.mark.expect_logs(
+    "run t failed: training.report_to: tensorboard needs the tensorboard package"
+)
 def test_report_to_tensorboard_without_the_package_fails_before_training(
     assets: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +300,7 @@ def test_out_of_memory_names_the_knobs_that_would_fit(assets: tuple[Path, Path])
     assert "qlora" in advice
 
 
+@pytest.mark.expect_logs("packing is off: prompt tuning cannot isolate packed samples")
 @pytest.mark.parametrize("method", ["dora", "prompt_tuning", "full"])
 def test_every_cpu_method_trains_and_writes_its_output(
     assets: tuple[Path, Path], tmp_path: Path, method: str
@@ -366,6 +374,7 @@ def _assert_recorded_with_lineage(home: Path) -> None:
         opened.close()
 
 
+@pytest.mark.expect_logs("run t failed: Cannot load model .*pickled")
 def test_pickled_weights_load_only_when_the_recipe_allows(
     assets: tuple[Path, Path], tmp_path: Path
 ) -> None:

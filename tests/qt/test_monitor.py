@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from codetune_studio.core.events import EvalCompleted, MetricsLogged, RunStarted
@@ -102,3 +103,39 @@ def test_plots_follow_a_palette_change(qtbot: Any, experiments: ExperimentServic
         assert axis.textPen().color().name() == "#e5e7eb"
     finally:
         QApplication.setPalette(original)
+
+
+def test_a_nan_loss_stays_visible_as_a_gap_a_cross_and_a_notice(
+    qtbot: Any, experiments: ExperimentService, tmp_path: Any
+) -> None:
+    panel = _panel(qtbot, experiments)
+    panel.attach_run(1, "diverging", hosted=True)
+    losses = [3.0, 2.5, math.nan, math.inf, 2.0]
+    events: list[Any] = [RunStarted(run_id=1, total_steps=5, output_dir=tmp_path)]
+    events += [MetricsLogged(step, {"loss": loss}) for step, loss in enumerate(losses, 1)]
+    panel.add_events(events)
+    assert panel.point_count("loss") == 5  # NaN and inf are kept, not dropped
+    curve = panel.plots["loss"].getPlotItem().listDataItems()[0]
+
+    def drawn() -> bool:
+        xs = curve.getOriginalDataset()[0]
+        return xs is not None and len(xs) == 5
+
+    qtbot.waitUntil(drawn, timeout=5000)
+    ys = curve.getOriginalDataset()[1]
+    assert math.isnan(ys[2])
+    assert ys[3] == math.inf
+    assert curve.opts["connect"] == "finite"  # a gap at the non-finite steps
+    marks = panel._nonfinite_marks["loss"]
+    mark_x, mark_y = marks.getData()
+    assert list(mark_x) == [3, 4]
+    assert list(mark_y) == [2.5, 2.5]  # drawn at the last finite height
+    assert not panel.nonfinite_label.isHidden()
+    notice = panel.nonfinite_label.text()
+    assert "Train loss is inf at step 4" in notice
+    assert "last finite value 2.5 at step 2" in notice
+    panel.grab()  # paints with the NaN in the data without raising
+
+    panel.attach_run(2, "next", hosted=True)
+    assert panel.nonfinite_label.isHidden()
+    assert len(marks.getData()[0]) == 0

@@ -139,6 +139,13 @@ class TrainingSpec(BaseModel):
     )
     logging_steps: Int = Field(1, ge=1)
     max_grad_norm: Float = Field(1.0, ge=0.0, description="Gradient clipping; 0 disables it.")
+    max_nonfinite_steps: Int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Stop the run as failed after this many consecutive steps whose loss is NaN "
+        "or infinite (the weights are then ruined; the message names likely fixes).",
+    )
     report_to: list[ReportTarget] = Field(
         default_factory=list,
         description="Experiment trackers, e.g. [tensorboard]: logs go to <output_dir>/tensorboard.",

@@ -244,6 +244,9 @@ class _Session:
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.last_loss: float | None = None
+        # The newest finite training loss and its step, and how many steps since were not finite.
+        self.last_finite_loss: tuple[int, float] | None = None
+        self.nonfinite_steps = 0
         self.last_eval: float | None = None
         self.last_eval_step = -1
         self.mask_mode: MaskMode = "block"
@@ -563,6 +566,8 @@ class _Session:
             self.position = (epoch, position)
             metrics["epoch"] = epoch + position / max(plan.batches_per_epoch, 1)
             self._after_step(metrics, epoch, position)
+            if self.nonfinite_steps >= self.recipe.training.max_nonfinite_steps:
+                return self.fail(self._divergence_message(metrics["loss"]))
         accelerator.wait_for_everyone()
         if self.recipe.training.eval_steps and plan.validation and self.last_eval_step != self.step:
             self._evaluate()  # the final model's score, even off the eval_steps grid
@@ -575,10 +580,21 @@ class _Session:
     def _after_step(self, metrics: dict[str, float], epoch: int, position: int) -> None:
         training = self.recipe.training
         plan = self._plan_or_fail()
-        self.last_loss = metrics["loss"]
-        if self.step % training.logging_steps == 0 or self.step == plan.total_steps:
+        loss = metrics["loss"]
+        self.last_loss = loss
+        finite = math.isfinite(loss)
+        if finite:
+            self.last_finite_loss = (self.step, loss)
+            self.nonfinite_steps = 0
+        else:
+            self.nonfinite_steps += 1
+            self.log(logging.WARNING, "step %d: the training loss is %s", self.step, loss)
+        # A non-finite step is always logged, off the logging_steps grid, so the curves show it.
+        if not finite or self.step % training.logging_steps == 0 or self.step == plan.total_steps:
             self.emit(MetricsLogged(step=self.step, metrics=metrics))
             self._track("train", metrics)
+        if self.nonfinite_steps:
+            return  # nothing changed since the last finite step: no evaluation or checkpoint
         if training.eval_steps and self.step % training.eval_steps == 0 and plan.validation:
             self._evaluate()
         if training.save_steps and self.step % training.save_steps == 0:
@@ -648,18 +664,23 @@ class _Session:
                 loss = losses.sum() / label_tokens
             accelerator.backward(loss)
             loss_sum += float(loss.detach())
-        grad_norm = self._clip_gradients()
-        learning_rate = float(self.scheduler.get_last_lr()[0])
-        self.optimizer.step()
-        if not accelerator.optimizer_step_was_skipped:
-            self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         real = sum(batch.real_tokens for batch in window)
         total = sum(batch.total_tokens for batch in window)
         stats = torch.tensor([loss_sum, float(real), float(total)], device=accelerator.device)
         if accelerator.num_processes > 1:
             stats = accelerator.reduce(stats, reduction="sum")
             stats[0] /= accelerator.num_processes
+        learning_rate = float(self.scheduler.get_last_lr()[0])
+        if math.isfinite(float(stats[0])):
+            grad_norm = self._clip_gradients()
+            self.optimizer.step()
+            if not accelerator.optimizer_step_was_skipped:
+                self.scheduler.step()
+        else:
+            # Stepping on a NaN or infinite gradient would ruin every weight: skip the update
+            # (every process agrees, the loss is reduced) and let train() count the step.
+            grad_norm = math.nan
+        self.optimizer.zero_grad(set_to_none=True)
         elapsed = max(time.perf_counter() - started, 1e-9)
         return {
             "loss": float(stats[0]),
@@ -684,6 +705,37 @@ class _Session:
                 torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
             )
         return float(norm)
+
+    def _divergence_message(self, loss: float) -> str:
+        """Why a run whose loss stopped being finite failed, and what to change."""
+        training = self.recipe.training
+        count = self.nonfinite_steps
+        first = self.step - count + 1
+        steps = f"step {first}" if count == 1 else f"steps {first}-{self.step}"
+        if self.last_finite_loss is None:
+            before = "no step had a finite loss"
+        else:
+            step, value = self.last_finite_loss
+            before = f"the last finite loss was {value:.4f} at step {step}"
+        fixes = [
+            f"lower training.learning_rate (now {training.learning_rate:g}; try "
+            f"{training.learning_rate / 10:g})"
+        ]
+        if training.precision in {"fp16", "auto"}:
+            fixes.append("use training.precision: bf16 (or fp32) instead of fp16")
+        if training.max_grad_norm <= 0:
+            fixes.append("turn gradient clipping on with training.max_grad_norm: 1.0")
+        else:
+            fixes.append(
+                f"clip gradients harder with training.max_grad_norm below {training.max_grad_norm:g}"
+            )
+        return (
+            f"Training diverged: the loss was {loss} at {steps} "
+            f"(training.max_nonfinite_steps: {training.max_nonfinite_steps}); {before}. "
+            "Those steps' updates were skipped and no adapter was saved. Likely fixes: "
+            + "; ".join(fixes)
+            + "."
+        )
 
     def _should_stop(self) -> bool:
         """Honour pause and stop; all processes agree, since only rank 0 hears the user."""

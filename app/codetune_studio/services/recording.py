@@ -9,7 +9,6 @@ A database hiccup never stops training: failed writes are kept and retried with 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -136,11 +135,11 @@ class RunRecorder:
 
     def _queue(self, step: int, metrics: dict[str, float]) -> None:
         now = time.time()
+        # NaN and infinities are stored too: a diverging loss must show in every studio's
+        # curves, not vanish from them.
         points = [
             MetricPoint(step=step, name=name, value=float(value), wall_time=now)
             for name, value in metrics.items()
-            # The database stores finite numbers; a NaN loss is reported as the run's error.
-            if math.isfinite(value)
         ]
         with self._lock:
             self._pending.extend(points)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from array import array
 from typing import TYPE_CHECKING, Any
@@ -78,6 +77,7 @@ _REDRAW_MS = 100  # at most ten redraws a second, however fast events arrive
 _SLOW_REDRAW_MS = 250
 _MANY_POINTS = 20_000
 _FOLLOW_MS = 2000
+_NONFINITE_COLOUR = "#dc2626"
 _LOG_LINES = 5000
 
 
@@ -180,6 +180,8 @@ class MonitorPanel(Panel):
         self._rate_last: tuple[float, int] | None = None
         self._poll: TaskHandle | None = None
         self._curves: dict[str, pg.PlotDataItem] = {}
+        # Per series, a cross at each step whose value is NaN or infinite (the curve has a gap).
+        self._nonfinite_marks: dict[str, pg.ScatterPlotItem] = {}
         self._plots: dict[str, pg.PlotWidget] = {}
         self._build_ui()
         self._connect_signals()
@@ -213,6 +215,13 @@ class MonitorPanel(Panel):
         self.stop_button.setObjectName("stopButton")
         header.addWidget(self.stop_button)
         layout.addLayout(header)
+        # Says which value stopped being finite: the curve only shows a gap and a cross there.
+        self.nonfinite_label = QLabel(self)
+        self.nonfinite_label.setObjectName("nonfiniteNotice")
+        self.nonfinite_label.setStyleSheet(f"color: {_NONFINITE_COLOUR};")
+        self.nonfinite_label.setWordWrap(True)
+        self.nonfinite_label.hide()
+        layout.addWidget(self.nonfinite_label)
 
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         # The plots themselves come later (ensure_plots): pyqtgraph stays off the start-up path.
@@ -285,8 +294,14 @@ class MonitorPanel(Panel):
             curve = self._plots[plot_key].plot(
                 [], [], pen=pen, name=label, symbol=symbol, symbolSize=5, symbolBrush=colour
             )
-            curve.setSkipFiniteCheck(True)  # non-finite values never enter the buffer
             self._curves[key] = curve
+        for key, (plot_key, label, _colour) in SERIES.items():
+            marks = pg.ScatterPlotItem(
+                symbol="x", size=11, pen=pg.mkPen(_NONFINITE_COLOUR, width=2), brush=None
+            )
+            marks.setToolTip(f"{label}: NaN or infinite at these steps")
+            self._plots[plot_key].addItem(marks)
+            self._nonfinite_marks[key] = marks
         # Whatever arrived before the plots existed is drawn at the next redraw.
         self.buffer.dirty.update(key for key in SERIES if self.buffer.count(key))
 
@@ -328,6 +343,9 @@ class MonitorPanel(Panel):
         self.buffer.clear()
         for curve in self._curves.values():
             curve.setData([], [])
+        for marks in self._nonfinite_marks.values():
+            marks.setData([], [])
+        self.nonfinite_label.hide()
         self.log_view.clear()
         self.run_label.setText(f"Run {run_id} · {name}")
         self.progress.setRange(0, 0 if hosted else 1)
@@ -394,8 +412,7 @@ class MonitorPanel(Panel):
         if isinstance(event, MetricsLogged):
             self._add_metrics(event)
         elif isinstance(event, EvalCompleted):
-            if math.isfinite(event.eval_loss):
-                self.buffer.add("eval_loss", event.step, event.eval_loss)
+            self.buffer.add("eval_loss", event.step, event.eval_loss)
             self.add_log_lines(
                 [
                     f"eval at step {event.step}: loss {event.eval_loss:.4f}, ppl {event.perplexity:.2f}"
@@ -420,7 +437,7 @@ class MonitorPanel(Panel):
         self._rate_last = (now, event.step)
         for name, value in event.metrics.items():
             key = canonical_metric(name)
-            if key in SERIES and math.isfinite(value):
+            if key in SERIES:
                 self.buffer.add(key, event.step, value)
 
     def _on_redraw_timer_timeout(self) -> None:
@@ -429,13 +446,42 @@ class MonitorPanel(Panel):
         self.ensure_plots()
         for key in list(self.buffer.dirty):
             steps, values = self.buffer.series(key)
-            self._curves[key].setData(steps, values)
+            # "finite" leaves a gap at a NaN or infinite value instead of dropping the point.
+            self._curves[key].setData(steps, values, connect="finite")
+            self._mark_nonfinite(key, steps, values)
         self.buffer.dirty.clear()
         self.redraw_count += 1
         # Long runs redraw less often: a 100,000-point curve costs milliseconds per redraw.
         interval = _REDRAW_MS if self.buffer.count("loss") < _MANY_POINTS else _SLOW_REDRAW_MS
         if self._redraw_timer.interval() != interval:
             self._redraw_timer.setInterval(interval)
+
+    def _mark_nonfinite(
+        self, key: str, steps: np.ndarray[Any, Any], values: np.ndarray[Any, Any]
+    ) -> None:
+        """Put a cross where a series is not finite, at the height of its last finite value."""
+        import numpy as np
+
+        finite = np.isfinite(values)
+        if finite.all():
+            self._nonfinite_marks[key].setData([], [])
+            return
+        # The height of the newest finite value at or before each point (the first finite
+        # value for a series that starts non-finite; 0 for one that never was finite).
+        seen = np.maximum.accumulate(np.where(finite, np.arange(len(values)), -1))
+        fallback = values[finite][0] if finite.any() else 0.0
+        heights = np.where(seen >= 0, values[np.maximum(seen, 0)], fallback)
+        bad = ~finite
+        self._nonfinite_marks[key].setData(steps[bad], heights[bad])
+        step, value = steps[bad][-1], values[bad][-1]
+        label = SERIES[key][1]
+        text = f"{label[0].upper()}{label[1:]} is {value} at step {step:g}"
+        if finite[: int(np.flatnonzero(bad)[-1])].any():
+            last = int(np.flatnonzero(finite[: int(np.flatnonzero(bad)[-1])])[-1])
+            text += f" (last finite value {values[last]:.4g} at step {steps[last]:g})"
+        if key == "loss" or self.nonfinite_label.isHidden():
+            self.nonfinite_label.setText(text + ".")
+            self.nonfinite_label.show()
 
     def _update_progress(self, status: RunStatus | None = None) -> None:
         total = self._total_steps
