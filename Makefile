@@ -68,8 +68,26 @@ test: lint typecheck contracts test-headless pytest
 test-slow: setup
 	$(BIN)/pytest --run-slow $(PYTEST_ARGS)
 
+# The release soak: the real window trains the quickstart recipe under Xvfb for SOAK_MINUTES,
+# then a screenshot lands in shots/soak/; fails if the window dies or the run stops training.
+SOAK_MINUTES ?= 5
+XVFB_RUN ?= xvfb-run -a -s "-screen 0 1600x1000x24"
+soak: setup
+	env -u QT_QPA_PLATFORM $(XVFB_RUN) $(BIN)/python benchmarks/soak_window.py \
+	  --minutes $(SOAK_MINUTES) --shots shots/soak
+
+# The suite against the newest versions pyproject.toml allows, in a fresh venv of its own, so that
+# a breaking release shows up here before a user installs it (torch stays at the pinned CPU build
+# unless TORCH=cuda).
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(MAKE) --no-print-directory setup VENV=$(LATEST_VENV) LOCK=none
+	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
+	@echo "versions under test: $(LATEST_VENV)/versions.txt"
+	$(MAKE) --no-print-directory test-headless pytest VENV=$(LATEST_VENV) LOCK=none
+
 bench: setup
 	$(BIN)/python benchmarks/metrics_insert.py
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) build dist .mypy_cache .pytest_cache .ruff_cache
