@@ -3,10 +3,11 @@
 ``make soak`` runs this under Xvfb. It starts the studio exactly as ``codetune-studio`` does (the
 same command-line entry point, database, worker process and window), then drives the window
 through its own controls, as a user would: choose *python-instructions* in Datasets, apply the
-*quickstart* preset, and press Train (the window's Train action, Ctrl+Return). The run's step
-limit is raised so that it trains for the whole soak while the monitor repaints its curves. At
-the end it takes a screenshot of the X display, stops the run with the window's Stop action,
-closes the window, and exits 0 only if the run trained throughout and the window survived.
+*quickstart* preset, and press Train (the window's Train action, Ctrl+Return); when a run
+finishes it presses Train again, so the monitor repaints live curves for the whole soak. At the
+end it takes a screenshot of the X display, stops the run with the window's Stop action, closes
+the window, and exits 0 only if every run trained to its end (or to Stop) and the window
+survived.
 
 A window that dies (``Fatal Python error: none_dealloc`` from a broken PySide6, a segfault, an
 abort) ends this process with a non-zero status, which is what fails ``make soak``.
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 TICK_MS = 5000
 #: How long the worker may take to build the starter model and take its first step.
 FIRST_STEP_BUDGET_S = 900
-STEPS = 1_000_000  # more than any soak trains: the run is stopped, not finished
 
 
 @dataclass
@@ -60,6 +60,7 @@ class Soak:
     first_step_at: float | None = None
     outcome: Any = None
     problems: list[str] = field(default_factory=list)
+    runs: int = 0
     screenshot: Path | None = None
 
     def log(self, message: str) -> None:
@@ -101,17 +102,21 @@ class Soak:
         if not params.apply_preset("quickstart"):
             self._fail("the quickstart preset is missing")
             return
-        steps = params.field("training.max_steps")
-        steps.set_value(STEPS)
-        params.set_model("starter")  # revalidates the form with the new step limit
+        params.set_model("starter")
         if not params.is_valid:
             self._fail(f"the quickstart parameters are not valid: {params.errors}")
             return
+        self._press_train()
+
+    def _press_train(self) -> None:
+        window = self.window
+        assert window is not None
         window.train_action.trigger()
         if not window.active_controllers:
             self._fail("pressing Train started no run")
             return
         self.run_id = window.monitor_panel.run_id
+        self.runs += 1
         self.log(f"run {self.run_id} started (quickstart preset, python-instructions)")
 
     def _watch(self) -> None:
@@ -119,7 +124,15 @@ class Soak:
         assert window is not None
         points = window.monitor_panel.point_count("loss")
         if self.outcome is not None:
-            self._fail(f"the run ended early: {self.outcome.status.value} {self.outcome.reason}")
+            if self.outcome.status is not RunStatus.FINISHED or self.first_step_at is None:
+                self._fail(
+                    f"the run ended early: {self.outcome.status.value} {self.outcome.reason}"
+                )
+                return
+            # The quickstart recipe is short: train it again until the soak is over.
+            self.log(f"run {self.run_id} finished; pressing Train again")
+            self.outcome = None
+            self._press_train()
             return
         now = time.monotonic()
         if self.first_step_at is None:
@@ -231,7 +244,10 @@ def main() -> int:
     for problem in soak.problems:
         sys.stderr.write(f"soak failed: {problem}\n")
     if not soak.problems:
-        soak.log(f"passed: the window trained for {args.minutes} minutes; see {soak.screenshot}")
+        soak.log(
+            f"passed: the window trained for {args.minutes} minutes ({soak.runs} runs); "
+            f"see {soak.screenshot}"
+        )
     return 1 if soak.problems else 0
 
 
