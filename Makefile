@@ -9,31 +9,38 @@ BIN := $(VENV)/bin
 TORCH ?= auto
 # Where the CPU build of torch comes from; empty to use only the configured package indexes.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-CPU_CONSTRAINTS := packaging/constraints-cpu.txt
+# yes: install the exact, hashed versions of packaging/locks/ (Python 3.11, Linux x86_64);
+# none: the newest versions pyproject.toml's ranges allow (other platforms and Pythons).
+LOCK ?= yes
+LOCKS := packaging/locks
+LOCK_FILES := $(LOCKS)/cpu.txt $(LOCKS)/cuda.txt
+# Where `make lock` finds the CPU build of torch: pip's configured find-links folder if it has
+# one (a local wheel), else TORCH_CPU_INDEX.
+LOCK_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+# UPGRADE=1 makes `make lock` take the newest allowed version of everything, not only of what
+# pyproject.toml added or changed.
+UPGRADE ?=
+LATEST_VENV ?= .venv-latest
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean
+.PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean lock \
+	test-latest soak
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml $(CPU_CONSTRAINTS)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@mode="$(TORCH)"; \
-	if [ "$$mode" = auto ]; then \
-	  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then mode=cuda; else mode=cpu; fi; \
-	fi; \
-	echo "torch build: $$mode"; \
-	case "$$mode" in \
-	  cpu) index=""; [ -n "$(TORCH_CPU_INDEX)" ] && index="--extra-index-url $(TORCH_CPU_INDEX)"; \
-	       $(BIN)/python -m pip install --retries 1 -c $(CPU_CONSTRAINTS) $$index torch \
-	       && $(BIN)/python -m pip install -c $(CPU_CONSTRAINTS) -e ".[test]" ;; \
-	  cuda) $(BIN)/python -m pip install torch && $(BIN)/python -m pip install -e ".[test]" ;; \
-	  skip) $(BIN)/python -m pip install -e ".[test]" ;; \
-	  *) echo "TORCH must be auto, cpu, cuda or skip (got $$mode)"; exit 2 ;; \
-	esac
+$(STAMP): pyproject.toml $(LOCK_FILES) $(LOCKS)/torch.in $(LOCKS)/build.in
+	PYTHON=$(PYTHON) TORCH_CPU_INDEX=$(TORCH_CPU_INDEX) packaging/install_env.sh $(VENV) $(TORCH) $(LOCK)
 	touch $@
+
+# Recompile both locks from pyproject.toml (one command; rerun it whenever a dependency or an
+# extra changes, and commit packaging/locks/). Pins already in a lock are kept unless UPGRADE=1.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install "uv>=0.5"
+	UV=$(BIN)/uv PYTHON=$(PYTHON) FIND_LINKS="$(LOCK_FIND_LINKS)" TORCH_CPU_INDEX=$(TORCH_CPU_INDEX) \
+	  UPGRADE=$(UPGRADE) packaging/lock.sh
 
 run: setup
 	$(BIN)/codetune-studio $(ARGS)
@@ -61,8 +68,26 @@ test: lint typecheck contracts test-headless pytest
 test-slow: setup
 	$(BIN)/pytest --run-slow $(PYTEST_ARGS)
 
+# The release soak: the real window trains the quickstart recipe under Xvfb for SOAK_MINUTES,
+# then a screenshot lands in shots/soak/; fails if the window dies or the run stops training.
+SOAK_MINUTES ?= 5
+XVFB_RUN ?= xvfb-run -a -s "-screen 0 1600x1000x24"
+soak: setup
+	env -u QT_QPA_PLATFORM $(XVFB_RUN) $(BIN)/python benchmarks/soak_window.py \
+	  --minutes $(SOAK_MINUTES) --shots shots/soak
+
+# The suite against the newest versions pyproject.toml allows, in a fresh venv of its own, so that
+# a breaking release shows up here before a user installs it (torch stays at the pinned CPU build
+# unless TORCH=cuda).
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(MAKE) --no-print-directory setup VENV=$(LATEST_VENV) LOCK=none
+	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
+	@echo "versions under test: $(LATEST_VENV)/versions.txt"
+	$(MAKE) --no-print-directory test-headless pytest VENV=$(LATEST_VENV) LOCK=none
+
 bench: setup
 	$(BIN)/python benchmarks/metrics_insert.py
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -93,3 +93,26 @@ def test_without_a_display_the_command_says_so_instead_of_aborting(
     err = capsys.readouterr().err
     assert err.startswith("error: No display to open the studio window on")
     assert "codetune-studio --help" in err
+
+
+def test_a_missing_xcb_library_is_named_with_its_package_instead_of_aborting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codetune_studio.cli import main
+    from codetune_studio.ui import platform_check
+
+    def load(name: str) -> str | None:
+        if name == "libxcb-cursor.so.0":
+            return f"{name}: cannot open shared object file: No such file or directory"
+        return None
+
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr(platform_check, "load_error", load)
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The studio window needs system libraries that are missing: ")
+    assert "sudo apt-get install libxcb-cursor0 " in err
+    assert err.count("\n") == 1

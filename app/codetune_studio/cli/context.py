@@ -187,7 +187,8 @@ class CliContext:
             parse_level(level)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        configure_logging(level, log_file=self.log_file)
+        # sys.stderr now, not the default bound at import (a replaced stream may be closed since).
+        configure_logging(level, log_file=self.log_file, console=sys.stderr)
         for notice in self.settings_store.notices:
             echo_notice(notice)
         if self.offline:

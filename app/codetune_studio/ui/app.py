@@ -237,6 +237,15 @@ def _require_display() -> None:
         )
 
 
+def _require_platform_plugin() -> None:
+    """Name the system package to install where Qt's X11 plugin would abort the process."""
+    from codetune_studio.ui.platform_check import xcb_problem
+
+    problem = xcb_problem()
+    if problem:
+        raise CodetuneError(problem)
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The application object, created once."""
     existing = QApplication.instance()
@@ -264,6 +273,7 @@ def run_studio(context: StudioContext) -> int:
         The process exit status.
     """
     _require_display()
+    _require_platform_plugin()
     app = create_application()
     crash = CrashHandler(context.paths.log_dir)
     crash.install()
