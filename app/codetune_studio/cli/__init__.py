@@ -72,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         echo_error("Interrupted.")
         return 130
+    except BrokenPipeError:
+        # `codetune-studio runs | head`: the reader left; say nothing more (Python's advice).
+        _silence_stdout()
+        return 1
     except Exception as exc:
         if context.options.debug:
             raise
@@ -85,6 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     finally:
         context.close()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device so the exit-time flush does not raise again."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to silence
+        pass
 
 
 def _default_action(context: CliContext) -> int:

@@ -24,7 +24,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -32,7 +31,10 @@ from typing import IO, TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from codetune_studio.core.child_cmd import python_module_command
+from codetune_studio.core.child_env import child_environment
 from codetune_studio.core.errors import PluginError
+from codetune_studio.core.redact import known_secret_values, scrub
 from codetune_studio.plugins.api import ToolContext, ToolInputs, ToolResult
 
 if TYPE_CHECKING:
@@ -49,12 +51,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a tool gets to exit after SIGTERM before it is killed.
 DEFAULT_GRACE_S = 2.0
-
-
-# Environment variables that carry credentials. They are removed from the child's environment:
-# a tool gets keys only through ToolContext.secrets, and only the ones it declared.
-_SECRET_ENV_SUFFIXES = ("_API_KEY", "_AUTH_TOKEN", "_ACCESS_TOKEN", "_SECRET", "_TOKEN")
-_SECRET_ENV_NAMES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_ADMIN_KEY"})
 
 
 class RunnerRequest(BaseModel):
@@ -182,7 +178,10 @@ class _ChildSession:
     def __init__(self, spec: PluginSpec, secret_values: list[str], grace_s: float) -> None:
         self.spec = spec
         self.results: dict[int, ToolResult] = {}
+        # What the tool was given and what the studio's environment holds: neither may reach
+        # a stored error or a log line.
         self._secret_values = [value for value in secret_values if value]
+        self._secret_values += known_secret_values()
         self._grace_s = grace_s
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._stderr_tail: deque[str] = deque(maxlen=20)
@@ -190,7 +189,7 @@ class _ChildSession:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, payload: bytes) -> None:
-        command = [sys.executable, "-P", "-m", "codetune_studio.plugins.runner"]
+        command = python_module_command("codetune_studio.plugins.runner", isolated=True)
         # A session of its own, so stopping the tool also stops anything it started.
         self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command,
@@ -259,6 +258,8 @@ class _ChildSession:
             # Only the runner writes to this pipe, but never trust a child blindly.
             logger.debug("ignoring a malformed line from %s", self.spec.name)
             return
+        if result.error:
+            result = result.model_copy(update={"error": self._scrub(result.error)})
         self.results[index] = result
         if on_result is not None:
             on_result(result)
@@ -339,21 +340,14 @@ class _ChildSession:
         return ""
 
     def _scrub(self, text: str) -> str:
-        for value in self._secret_values:
-            text = text.replace(value, "***")
-        return text
+        return scrub(text, self._secret_values)
 
 
 def _child_environment() -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _SECRET_ENV_NAMES and not key.upper().endswith(_SECRET_ENV_SUFFIXES)
-    }
+    # An allow-list: a tool gets keys only through ToolContext.secrets, and only the ones it
+    # declared; no database URL, cloud credential or token reaches it through the environment.
     # The runner and the tool write UTF-8 whatever the user's locale.
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONFAULTHANDLER"] = "1"
-    return env
+    return child_environment({"PYTHONIOENCODING": "utf-8", "PYTHONFAULTHANDLER": "1"})
 
 
 def _error_result(plugin: str, version: str, inputs: ToolInputs, message: str) -> ToolResult:

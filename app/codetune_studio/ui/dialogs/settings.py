@@ -24,12 +24,15 @@ from PySide6.QtWidgets import (
 
 from codetune_studio.core.errors import CodetuneError
 from codetune_studio.secrets.store import KNOWN_SECRETS
+from codetune_studio.services.credentials import resolve_database_url, store_database_url
 from codetune_studio.settings.model import DatabaseSettings
 from codetune_studio.ui import notify
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from codetune_studio.settings import AppSettings, SettingsStore
     from codetune_studio.ui.studio_services import StudioServices
 
@@ -79,6 +82,10 @@ class SettingsDialog(QDialog):
         self.url_edit.setPlaceholderText(
             "empty: the local SQLite store; or postgresql+psycopg://user@host/db"
         )
+        self.url_edit.setToolTip(
+            "A password typed here is moved to the system keyring when you save; "
+            "the settings file keeps the URL without it."
+        )
         form.addRow("URL", self.url_edit)
         self.fallback_check = QCheckBox(
             "Use the local store when the server is unreachable", database
@@ -105,7 +112,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.restart_note)
         layout.addWidget(database)
 
-        keys = QGroupBox("API keys (stored in the system keyring)", self)
+        keys = QGroupBox("Keys and passwords (stored in the system keyring)", self)
         keys_form = QFormLayout(keys)
         for name, kind in KNOWN_SECRETS.items():
             row = QHBoxLayout()
@@ -186,13 +193,18 @@ class SettingsDialog(QDialog):
         self.test_button.setEnabled(False)
         self.test_result.setText("Connecting…")
         self._test = run_in_thread(
-            self._services.test_database,
+            self._probe_database,
             self.url_edit.text().strip(),
             self._services.paths.database_file,
             on_return=self._on_test_returned,
             on_error=self._on_test_errored,
             on_finish=lambda: self.test_button.setEnabled(True),
         )
+
+    def _probe_database(self, url: str, sqlite_path: Path) -> str:
+        # Runs off the GUI thread: the keyring and the server may both take a while.
+        resolved = resolve_database_url(url, self._services.secrets) if url else url
+        return self._services.test_database(resolved or "", sqlite_path)
 
     def _on_test_returned(self, message: str) -> None:
         self.test_result.setStyleSheet("color: #16a34a")
@@ -230,8 +242,12 @@ class SettingsDialog(QDialog):
             if value:
                 self._services.secrets.set(name, SecretStr(value))
                 edit.clear()
+        # A password in the URL goes to the keyring; the file keeps the URL without it.
+        url = store_database_url(self.url_edit.text().strip() or None, self._services.secrets)
+        if url != (self.url_edit.text().strip() or None):
+            self.url_edit.setText(url or "")
         database = DatabaseSettings(
-            url=self.url_edit.text().strip() or None,
+            url=url,
             fallback_to_sqlite=self.fallback_check.isChecked(),
             connect_timeout_s=self._settings.database.connect_timeout_s,
         )
