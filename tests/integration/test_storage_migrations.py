@@ -121,7 +121,10 @@ def test_two_studios_upgrading_one_fresh_postgres_database_at_once_both_succeed(
     try:
         assert errors == []
         # One studio migrated from scratch; the other waited on the lock and found it done.
-        assert sorted(results, key=lambda r: r[0] or "") == [(None, SCHEMA_HEAD), (SCHEMA_HEAD, SCHEMA_HEAD)]
+        assert sorted(results, key=lambda r: r[0] or "") == [
+            (None, SCHEMA_HEAD),
+            (SCHEMA_HEAD, SCHEMA_HEAD),
+        ]
         with studios[0].engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
         assert versions == [(SCHEMA_HEAD,)]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from codetune_studio import __version__
 from codetune_studio.cli import analyze as analyze_cmd
+from codetune_studio.cli import audit as audit_cmd
 from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
 from codetune_studio.cli import keys as keys_cmd
@@ -31,7 +32,16 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd)
+COMMANDS = (
+    paths_cmd,
+    db_cmd,
+    keys_cmd,
+    train_cmd,
+    dataset_cmd,
+    analyze_cmd,
+    plugins_cmd,
+    audit_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

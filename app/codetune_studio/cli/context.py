@@ -253,6 +253,24 @@ class CliContext:
         for run in sweep_lost_runs(ExperimentService(self._opened.database)):
             echo_notice(f"Run {run.id} ({run.name}) was lost: {run.error}; marked FAILED.")
 
+    def audit(self, action: str, target: str, details: dict[str, object] | None = None) -> None:
+        """Record an action in the audit log; an unreachable database is logged, not raised.
+
+        Args:
+            action: What was done, e.g. ``key.set``.
+            target: What it was done to (never a secret).
+            details: Further plain facts.
+        """
+        from codetune_studio.core.errors import StorageError
+        from codetune_studio.services.audit import AuditService
+
+        try:
+            opened = self.open_database()
+        except StorageError as exc:
+            logger.warning("could not record %s of %s in the audit log: %s", action, target, exc)
+            return
+        AuditService(opened.database).record_quietly(action, target, details)
+
     def close(self) -> None:
         """Release the database connection pool."""
         if self._opened is not None:

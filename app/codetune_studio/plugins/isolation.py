@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -51,6 +52,11 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a tool gets to exit after SIGTERM before it is killed.
 DEFAULT_GRACE_S = 2.0
+#: Address space a tool's process may use: far above what an analyzer or an API client needs,
+#: far below what takes a workstation down.
+DEFAULT_MEMORY_LIMIT_BYTES = 8 * 1024**3
+#: The longest stderr line kept from a tool; a flood without newlines is read in pieces.
+_MAX_STDERR_LINE = 64 * 1024
 
 
 class RunnerRequest(BaseModel):
@@ -63,6 +69,7 @@ class RunnerRequest(BaseModel):
         secrets: The declared keys' values (plain text only inside this pipe).
         settings: The tool's options.
         deadline_epoch: ``time.time()`` by which the whole batch must be done.
+        memory_limit_bytes: The child's address-space cap (POSIX), ``None`` for none.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -73,6 +80,7 @@ class RunnerRequest(BaseModel):
     secrets: dict[str, str]
     settings: dict[str, str]
     deadline_epoch: float | None
+    memory_limit_bytes: int | None = None
 
 
 def run_in_process(tool: BaseTool, inputs: ToolInputs, context: ToolContext) -> ToolResult:
@@ -118,6 +126,7 @@ def run_isolated(
     cancelled: Callable[[], bool] | None = None,
     on_result: Callable[[ToolResult], None] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT_BYTES,
 ) -> list[ToolResult]:
     """Run the tool a spec names over ``inputs`` in a child process, within ``timeout_s``.
 
@@ -133,6 +142,8 @@ def run_isolated(
         cancelled: Polled about ten times a second; returning ``True`` stops the child.
         on_result: Called (in this thread) with each result as it arrives, for progress.
         grace_s: How long a stopped child gets between SIGTERM and SIGKILL.
+        memory_limit_bytes: The child's address-space cap; a tool over it gets
+            ``MemoryError`` and ends as an error result.
 
     Returns:
         One :class:`ToolResult` per input. Inputs the tool never finished carry an ``error``
@@ -140,6 +151,8 @@ def run_isolated(
     """
     if not inputs:
         return []
+    if not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise ValueError(f"timeout_s must be a finite number of seconds above 0, got {timeout_s}")
     offered = dict(secrets or {})
     passed = {name: offered[name].get_secret_value() for name in spec.secrets if name in offered}
     withheld = sorted(set(offered) - set(spec.secrets))
@@ -152,6 +165,7 @@ def run_isolated(
         secrets=passed,
         settings=dict(settings or {}),
         deadline_epoch=time.time() + timeout_s,
+        memory_limit_bytes=memory_limit_bytes,
     )
     session = _ChildSession(spec, list(passed.values()), grace_s)
     try:
@@ -322,7 +336,8 @@ class _ChildSession:
             self._lines.put(None)
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
-        for raw in stream:
+        # Bounded reads: a tool printing gigabytes without a newline cannot exhaust memory.
+        for raw in iter(lambda: stream.readline(_MAX_STDERR_LINE), b""):
             text = self._scrub(raw.decode("utf-8", "replace").rstrip())
             if text:
                 self._stderr_tail.append(text)

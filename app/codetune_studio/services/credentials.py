@@ -15,13 +15,18 @@ from pydantic import SecretStr
 
 from codetune_studio.core.errors import SecretError, StorageError
 from codetune_studio.secrets import DATABASE_SECRET
-from codetune_studio.storage.db import split_password, with_password
+from codetune_studio.storage.db import mask_url, split_password, with_password
 
 if TYPE_CHECKING:
     from codetune_studio.secrets import SecretStore
     from codetune_studio.settings import SettingsStore
 
-__all__ = ["migrate_settings_password", "resolve_database_url", "store_database_url"]
+__all__ = [
+    "mask_database_url",
+    "migrate_settings_password",
+    "resolve_database_url",
+    "store_database_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +51,11 @@ def store_database_url(url: str | None, secrets: SecretStore) -> str | None:
     if password is not None:
         secrets.set(DATABASE_SECRET, SecretStr(password))
     return bare
+
+
+def mask_database_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe to show or record."""
+    return mask_url(url) if url else url
 
 
 def resolve_database_url(url: str | None, secrets: SecretStore) -> str | None:

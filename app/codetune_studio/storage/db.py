@@ -36,6 +36,7 @@ __all__ = [
     "SCHEMA_HEAD",
     "Database",
     "DatabaseUnreachableError",
+    "InvalidDatabaseUrlError",
     "alembic_config",
     "mask_url",
     "normalize_url",
@@ -77,6 +78,12 @@ class DatabaseUnreachableError(StorageUnavailableError):
         super().__init__(message)
         self.target = target
         self.cause = cause
+
+
+class InvalidDatabaseUrlError(StorageError):
+    """The database URL itself is wrong (not a URL, a port that is not a number...)."""
+
+    exit_code = 2  # a configuration mistake, like a bad recipe
 
 
 def mask_url(url: str | URL) -> str:
@@ -122,7 +129,7 @@ def normalize_url(url: str | URL) -> URL:
                 f"{mask_url(raw)!r} is not a database URL; use sqlite:///PATH or "
                 "postgresql://USER@HOST:PORT/DATABASE (the port must be a number)"
             )
-            raise StorageError(msg) from exc
+            raise InvalidDatabaseUrlError(msg) from exc
     else:
         parsed = url
     if parsed.drivername == "postgresql":

@@ -22,9 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from codetune_studio.core.audit import AuditAction
 from codetune_studio.core.errors import CodetuneError
 from codetune_studio.secrets.store import KNOWN_SECRETS
-from codetune_studio.services.credentials import resolve_database_url, store_database_url
+from codetune_studio.services.credentials import (
+    mask_database_url,
+    resolve_database_url,
+    store_database_url,
+)
 from codetune_studio.settings.model import DatabaseSettings
 from codetune_studio.ui import notify
 from codetune_studio.ui.safe_slot import safe_slot
@@ -217,6 +222,7 @@ class SettingsDialog(QDialog):
     @safe_slot()
     def _on_remove_key_clicked(self, name: str) -> None:
         if self._services.secrets.delete(name):
+            self._audit(AuditAction.KEY_DELETED, name, {"store": "keyring"})
             notify.info(f"{KNOWN_SECRETS[name].label} key removed from the keyring.")
         self.key_edits[name].clear()
         self._show_key_states()
@@ -242,6 +248,7 @@ class SettingsDialog(QDialog):
             if value:
                 self._services.secrets.set(name, SecretStr(value))
                 edit.clear()
+                self._audit(AuditAction.KEY_SET, name, {"store": "keyring"})
         # A password in the URL goes to the keyring; the file keeps the URL without it.
         url = store_database_url(self.url_edit.text().strip() or None, self._services.secrets)
         if url != (self.url_edit.text().strip() or None):
@@ -252,6 +259,12 @@ class SettingsDialog(QDialog):
             connect_timeout_s=self._settings.database.connect_timeout_s,
         )
         restart = self._restart_needed(self.url_edit.text())
+        if restart:
+            self._audit(
+                AuditAction.DATABASE_SWITCHED,
+                mask_database_url(url) if url else "local SQLite store",
+                {"from": mask_database_url(self._settings.database.url or "") or "local"},
+            )
         self._settings = self._store.update(
             database=database, offline=self.offline_check.isChecked()
         )
@@ -262,6 +275,11 @@ class SettingsDialog(QDialog):
             notify.info("Settings saved. Restart CodeTune Studio to use the new database.")
         else:
             notify.info("Settings saved.")
+
+    def _audit(self, action: str, target: str, details: dict[str, object]) -> None:
+        # Off the GUI thread: the audit log is a database write.
+        if self._services.audit is not None:
+            run_in_thread(self._services.audit.record_quietly, action, target, details)
 
     def done(self, result: int) -> None:
         if self._test is not None:
