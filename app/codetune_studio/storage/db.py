@@ -153,7 +153,8 @@ def split_password(url: str) -> tuple[str, str | None]:
     password = _password(parsed)
     if password is None:
         return url.strip(), None
-    return parsed.set(password=None).render_as_string(hide_password=False), password
+    # URL.set() ignores None, so the password is dropped through the named tuple.
+    return parsed._replace(password=None).render_as_string(hide_password=False), password
 
 
 def with_password(url: str, password: str | None) -> str:
