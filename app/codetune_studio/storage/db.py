@@ -526,6 +526,11 @@ class Database:
                     f"The local database {url.database} is locked by another CodeTune window "
                     "or process; close the other one or try again in a moment."
                 )
+            if "malformed" in lowered or "not a database" in lowered:
+                return StorageError(
+                    f"The local database {url.database} is damaged ({detail}); restore a "
+                    "backup, or move the file aside so the studio starts a new one."
+                )
             if "readonly" in lowered or "read-only" in lowered:
                 return StorageError(
                     f"The local database {url.database} is read-only; check the permissions "
