@@ -79,7 +79,7 @@ def test_output_dir_is_relative_to_the_recipe_and_stored_absolute(
         assert planned.output_dir == folder / "out" / "run1"
         assert planned.run.output_dir == str(folder / "out" / "run1")
         # Now it holds the recipe snapshot: a second run into it is refused...
-        with pytest.raises(ConfigError, match="already holds files.*--overwrite"):
+        with pytest.raises(ConfigError, match=r"already holds files.*--overwrite"):
             runs.plan(recipe)
         # ...unless asked.
         assert runs.plan(recipe, overwrite=True).output_dir == planned.output_dir
