@@ -27,6 +27,7 @@ from tests.reliability.harness import TRIALS, event_kind, start_worker
 from tests.trainer_helpers import save_tiny_model, write_completion_dataset, write_recipe
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -74,7 +75,10 @@ def _metric_rows(url: str, run_id: int) -> list[tuple[str, int, float]]:
 
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_sigkill_then_resume_loses_nothing(
-    setup: tuple[Path, dict[int, float]], tmp_path: Path, trial: int
+    setup: tuple[Path, dict[int, float]],
+    tmp_path: Path,
+    trial: int,
+    record_property: Callable[[str, object], None],
 ) -> None:
     recipe, baseline = setup
     rng = random.Random(1000 + trial)  # noqa: S311 - reproducible kill moments, not crypto
@@ -101,10 +105,10 @@ def test_sigkill_then_resume_loses_nothing(
         if worker.process.poll() is None:
             worker.process.send_signal(signal.SIGKILL)
         else:
-            print(f"trial {trial}: the worker finished before the kill")
+            record_property("note", "the worker finished before the kill")
         worker.process.wait(timeout=60)
         phase = event_kind(worker.read_events()[-1]) if worker.read_events() else "start-up"
-        print(f"trial {trial}: killed after {len(events)} events (last: {phase})")
+        record_property("killed", f"after {len(events)} events, last {phase}")
 
         # Every checkpoint on disk loads or is an ignored, incomplete .tmp folder.
         folder = output / "checkpoints"
