@@ -29,7 +29,7 @@ class _Planted:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
         # Unpickling calls os.system(...): the classic payload of a hostile pickle.
         return (os.system, (f"touch {self.marker}",))
 

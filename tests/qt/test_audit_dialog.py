@@ -19,12 +19,18 @@ def test_audit_dialog_lists_recorded_actions(qtbot: Any, opened_db: OpenedDataba
     dialog = AuditDialog(audit)
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=5000)
-    cells = [dialog.table.item(0, c).text() for c in range(dialog.table.columnCount())]
+    cells = [_cell(dialog, 0, c) for c in range(dialog.table.columnCount())]
     assert cells[1:5] == [
         "alice",
         "ws-1",
         "database.switched",
         "postgresql+psycopg://team:***@db/studio",
     ]
-    assert dialog.table.item(1, 3).text() == "key.set"
+    assert _cell(dialog, 1, 3) == "key.set"
     assert "2 recorded actions" in dialog.status.text()
+
+
+def _cell(dialog: AuditDialog, row: int, column: int) -> str:
+    item = dialog.table.item(row, column)
+    assert item is not None
+    return item.text()
