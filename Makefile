@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean lock \
-	test-latest soak
+	test-latest soak reliability
 
 setup: $(STAMP)
 
@@ -88,6 +88,12 @@ test-latest:
 
 bench: setup
 	$(BIN)/python benchmarks/metrics_insert.py
+
+# Kill/resume (20 trials), outages, concurrency, hostile plugins; prints a report. CI runs the
+# same tests with 3 kill trials as part of `make test`. TRIALS=N to change.
+TRIALS ?= 20
+reliability: setup
+	$(BIN)/python -m tests.reliability.report --trials $(TRIALS)
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -140,11 +140,14 @@ def test_checkpoints_are_complete_and_pruned_to_the_limit(
     names = {p.name for p in kept[-1].iterdir()}
     assert {
         "trainable.safetensors",
-        "optimizer.bin",
-        "random_states_0.pkl",
-        "custom_checkpoint_0.pkl",
+        "optimizer.pt",
+        "scheduler.json",
+        "rng_state_0.json",
+        "rng_state_0.safetensors",
         "trainer_state.json",
+        "manifest.json",
     } <= names
+    assert not [n for n in names if n.endswith(".pkl")]  # nothing Accelerate would unpickle
     assert "model.safetensors" not in names  # the frozen base is never copied
 
 
@@ -152,8 +155,8 @@ def test_checkpoints_are_complete_and_pruned_to_the_limit(
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
-        ("optimizer.bin", "optimizer.bin is truncated"),
-        ("trainable.safetensors", "trainable.safetensors is damaged"),
+        ("optimizer.pt", "optimizer.pt does not match its sha256"),
+        ("trainable.safetensors", "trainable.safetensors does not match its sha256"),
         ("trainer_state.json", "trainer_state.json is missing"),
     ],
 )

@@ -231,7 +231,7 @@ def test_two_processes_through_torchrun_train_with_rank_zero_reporting(
     checkpoint = latest_checkpoint(tmp_path / "run")
     assert checkpoint is not None
     assert read_trainer_state(checkpoint).world_size == 2
-    assert (checkpoint / "random_states_1.pkl").is_file()
+    assert (checkpoint / "rng_state_1.json").is_file()
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from codetune_studio import __version__
 from codetune_studio.cli import analyze as analyze_cmd
+from codetune_studio.cli import audit as audit_cmd
 from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
 from codetune_studio.cli import keys as keys_cmd
@@ -31,7 +32,16 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd)
+COMMANDS = (
+    paths_cmd,
+    db_cmd,
+    keys_cmd,
+    train_cmd,
+    dataset_cmd,
+    analyze_cmd,
+    plugins_cmd,
+    audit_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         echo_error("Interrupted.")
         return 130
+    except BrokenPipeError:
+        # `codetune-studio runs | head`: the reader left; say nothing more (Python's advice).
+        _silence_stdout()
+        return 1
     except Exception as exc:
         if context.options.debug:
             raise
@@ -85,6 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     finally:
         context.close()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device so the exit-time flush does not raise again."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to silence
+        pass
 
 
 def _default_action(context: CliContext) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codetune_studio.cli.context import CliContext, echo, echo_error, echo_notice
+from codetune_studio.cli.types import positive_seconds
 from codetune_studio.core.errors import ConfigError, PluginError
 from codetune_studio.plugins import code_lint
 from codetune_studio.plugins.registry import discover, find_plugin
@@ -69,7 +70,7 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=600.0,
         metavar="SECONDS",
         help="deadline for the whole run (default 600)",

@@ -141,7 +141,15 @@ class CliContext:
 
     @cached_property
     def settings(self) -> AppSettings:
-        """The effective settings (file, then environment)."""
+        """The effective settings (file, then environment).
+
+        A database password an older studio saved in the file is moved to the keyring first.
+        """
+        from codetune_studio.services.credentials import migrate_settings_password
+
+        notice = migrate_settings_password(self.settings_store, self.secrets)
+        if notice:
+            self.settings_store.notices.append(notice)
         return self.settings_store.load()
 
     @cached_property
@@ -156,8 +164,15 @@ class CliContext:
 
     @property
     def database_url(self) -> str | None:
-        """The configured database URL, or ``None`` for the local SQLite store."""
-        return self.options.database or self.settings.database.url
+        """The configured database URL, or ``None`` for the local SQLite store.
+
+        A URL saved without its password gets the keyring's database password, in memory only.
+        """
+        if self.options.database:
+            return self.options.database
+        from codetune_studio.services.credentials import resolve_database_url
+
+        return resolve_database_url(self.settings.database.url, self.secrets)
 
     def database_url_masked(self) -> str:
         """The database in use, safe to print: the password is never shown."""
@@ -218,7 +233,44 @@ class CliContext:
             )
             if self._opened.fallback_reason:
                 echo_notice(self._opened.fallback_reason)
+            self._mark_lost_runs()
         return self._opened
+
+    def _mark_lost_runs(self) -> None:
+        """Any studio process that opens the database records runs whose worker died."""
+        from codetune_studio.core.errors import StorageError
+
+        if self._opened is None:
+            return
+        database = self._opened.database
+        try:
+            if database.current_revision() != database.head_revision():
+                return  # `db upgrade` before its migrations: the tables may not match yet
+        except StorageError:
+            return  # a damaged database: `db status --check` says so, not this
+        from codetune_studio.services.experiments import ExperimentService
+        from codetune_studio.services.runs import sweep_lost_runs
+
+        for run in sweep_lost_runs(ExperimentService(self._opened.database)):
+            echo_notice(f"Run {run.id} ({run.name}) was lost: {run.error}; marked FAILED.")
+
+    def audit(self, action: str, target: str, details: dict[str, object] | None = None) -> None:
+        """Record an action in the audit log; an unreachable database is logged, not raised.
+
+        Args:
+            action: What was done, e.g. ``key.set``.
+            target: What it was done to (never a secret).
+            details: Further plain facts.
+        """
+        from codetune_studio.core.errors import StorageError
+        from codetune_studio.services.audit import AuditService
+
+        try:
+            opened = self.open_database()
+        except StorageError as exc:
+            logger.warning("could not record %s of %s in the audit log: %s", action, target, exc)
+            return
+        AuditService(opened.database).record_quietly(action, target, details)
 
     def close(self) -> None:
         """Release the database connection pool."""

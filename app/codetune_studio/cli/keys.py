@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from codetune_studio.cli.context import CliContext, echo
+from codetune_studio.core.audit import AuditAction
 from codetune_studio.core.errors import SecretError
 from codetune_studio.secrets import KNOWN_SECRETS
 
@@ -58,6 +59,7 @@ def _set(args: argparse.Namespace, context: CliContext) -> int:
     value = _read_secret(args.name, from_stdin=args.stdin)
     context.secrets.set(args.name, value)
     echo(f"Stored the {KNOWN_SECRETS[args.name].label} key in the OS keyring.")
+    context.audit(AuditAction.KEY_SET, args.name, {"store": "keyring"})
     return 0
 
 
@@ -73,6 +75,7 @@ def _delete(args: argparse.Namespace, context: CliContext) -> int:
     label = KNOWN_SECRETS[args.name].label
     if context.secrets.delete(args.name):
         echo(f"Deleted the {label} key from the OS keyring.")
+        context.audit(AuditAction.KEY_DELETED, args.name, {"store": "keyring"})
         return 0
     echo(f"No {label} key was stored in the OS keyring; nothing to delete.")
     return 1

@@ -48,6 +48,11 @@ def register(subparsers: Subparsers) -> None:
         metavar="ID|latest|PATH",
         help="continue a run exactly: its run id, 'latest', a run folder or a checkpoint folder",
     )
+    parser.add_argument(
+        "--any-owner",
+        action="store_true",
+        help="let --resume latest pick another user's run (shared database)",
+    )
     parser.add_argument("--max-steps", type=int, metavar="N", help="override training.max_steps")
     parser.add_argument(
         "--set",
@@ -59,6 +64,11 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--output-dir", type=Path, help="where the run writes (default: per run)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an output folder that already holds files",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -80,7 +90,12 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
     experiments = ExperimentService(context.open_database().database)
     runs = TrainingRunService(experiments, context.paths.runs_dir)
     planned = runs.plan(
-        recipe, name=recipe.name or args.recipe.stem, output_dir=args.output_dir, resume=args.resume
+        recipe,
+        name=recipe.name or args.recipe.stem,
+        output_dir=args.output_dir,
+        resume=args.resume,
+        any_owner=args.any_owner,
+        overwrite=args.overwrite,
     )
     echo(f"Run {planned.run.id}: writing to {planned.output_dir}")
     if planned.resume_from is not None:
@@ -113,7 +128,8 @@ def _train(
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours is the only bar
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
     run_id = planned.run.id
-    sink = CompositeSink([CallbackSink(progress.on_event, progress.close), runs.recorder(run_id)])
+    recorder = runs.recorder(run_id)
+    sink = CompositeSink([CallbackSink(progress.on_event, progress.close), recorder])
     try:
         result = run_training(
             recipe,
@@ -130,6 +146,9 @@ def _train(
     loss = f", loss {result.train_loss:.4f}" if result.train_loss is not None else ""
     if result.eval_loss is not None:
         loss += f", eval loss {result.eval_loss:.4f}"
+    if recorder.storage_problem:  # trained, but the record is incomplete: not a success
+        echo_error(f"run {run_id}: {recorder.storage_problem}")
+        return 1
     if result.status is RunStatus.FINISHED:
         version = runs.register_result(planned.run, recipe, result)
         echo(f"Finished run {run_id} at step {result.final_step}{loss}.")

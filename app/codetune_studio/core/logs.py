@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
+
+from codetune_studio.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +32,20 @@ _RESET = "\x1b[0m"
 _OWNED = "_codetune_handler"
 
 
-class _ColourFormatter(logging.Formatter):
+class _ConsoleFormatter(logging.Formatter):
+    """One line per record: tracebacks go to the log file, and to the console only at DEBUG."""
+
+    tracebacks = False
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks or not (record.exc_info or record.exc_text or record.stack_info):
+            return super().format(record)
+        bare = logging.makeLogRecord(record.__dict__)
+        bare.exc_info = bare.exc_text = bare.stack_info = None
+        return super().format(bare)
+
+
+class _ColourFormatter(_ConsoleFormatter):
     """Colours the level name, for terminals only."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -81,16 +97,24 @@ def configure_logging(
     levels = [console_level]
     if console is not None:
         stream_handler = logging.StreamHandler(console)
-        formatter_cls = _ColourFormatter if _wants_colour(console) else logging.Formatter
-        stream_handler.setFormatter(formatter_cls(_CONSOLE_FORMAT))
+        formatter_cls = _ColourFormatter if _wants_colour(console) else _ConsoleFormatter
+        formatter = formatter_cls(_CONSOLE_FORMAT)
+        formatter.tracebacks = console_level <= logging.DEBUG
+        stream_handler.setFormatter(formatter)
         stream_handler.setLevel(console_level)
         _own(stream_handler)
         root.addHandler(stream_handler)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=_MAX_LOG_BYTES, backupCount=_LOG_BACKUPS, encoding="utf-8"
-        )
+        try:
+            log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            file_handler: logging.Handler = _PrivateRotatingFileHandler(
+                log_file, maxBytes=_MAX_LOG_BYTES, backupCount=_LOG_BACKUPS, encoding="utf-8"
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot write the log file {log_file}: {exc.strerror or exc}; fix the "
+                "folder's permissions or choose another file with --log-file"
+            ) from None
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         file_handler.setLevel(min(parse_level(file_level), console_level))
         _own(file_handler)
@@ -100,6 +124,16 @@ def configure_logging(
     # Third-party libraries are chatty at DEBUG; keep them to warnings unless asked.
     for noisy in ("urllib3", "httpx", "httpcore", "filelock", "fsspec", "asyncio"):
         logging.getLogger(noisy).setLevel(max(console_level, logging.WARNING))
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log readable by its owner only: a debug log may name hosts, users, paths."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return io.TextIOWrapper(
+            io.BufferedWriter(io.FileIO(fd, "a")), encoding=self.encoding, errors=self.errors
+        )
 
 
 def _own(handler: logging.Handler) -> None:

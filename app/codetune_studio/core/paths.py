@@ -47,7 +47,8 @@ class StudioPaths:
     def ensure(self) -> StudioPaths:
         """Create the folders if they do not exist yet and return ``self``."""
         for folder in (self.data_dir, self.config_dir, self.log_dir, self.cache_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            # Owner-only: the database, the settings and the logs live here.
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "load_recipe",
     "parse_recipe",
     "recipe_hash",
+    "safe_yaml_load",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,14 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 SchedulerType = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 ReportTarget = Literal["tensorboard"]
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+# allow_inf_nan=False: ``.inf`` in a learning rate trains to NaN; refuse it up front.
+_FROZEN = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
+
+#: A recipe is a few hundred bytes; anything near this is not a recipe (or is hostile).
+MAX_RECIPE_BYTES = 1_000_000
+#: Nodes a YAML document may expand to once its aliases are followed (an alias bomb expands
+#: to billions from a few lines; a real recipe has a few hundred).
+MAX_YAML_NODES = 100_000
 
 
 def _reject_bool(value: object) -> object:
@@ -250,7 +258,8 @@ def parse_recipe(data: Mapping[str, Any], *, source: str) -> TrainingRecipe:
 def load_recipe(path: Path) -> TrainingRecipe:
     """Read and validate a recipe file (YAML, or JSON by its ``.json`` suffix).
 
-    A relative ``dataset.path`` or ``model`` that exists next to the recipe file is made absolute,
+    A relative ``output_dir`` is relative to the recipe file. A relative ``dataset.path`` or ``model``
+    that exists next to the recipe file is made absolute,
     so a recipe can name its data relative to itself and still run from any folder. Otherwise it is
     kept as written (relative to the working folder, or a hub id).
 
@@ -265,6 +274,12 @@ def load_recipe(path: Path) -> TrainingRecipe:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise ConfigError(
+                f"{path}: {size} bytes is too large for a recipe (at most {MAX_RECIPE_BYTES}); "
+                "pick the recipe file, not the data"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"Recipe file not found: {path}") from None
@@ -306,8 +321,8 @@ def apply_overrides(recipe: TrainingRecipe, overrides: Sequence[str]) -> Trainin
             problems.append(f"{item!r}: expected key=value, e.g. training.max_steps=5")
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = safe_yaml_load(raw) if raw.strip() else ""
+        except (yaml.YAMLError, ConfigError):
             value = raw  # not a YAML scalar: keep the text and let validation judge it
         problem = _set_path(data, key.split("."), value)
         if problem:
@@ -340,8 +355,14 @@ def _parse_document(text: str, path: Path) -> object:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # a 5000-digit number, 100k nested lists
+            raise ConfigError(f"{path}: invalid JSON: {_short(exc)}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml_load(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: invalid YAML: {_short(exc)}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
@@ -352,12 +373,83 @@ def _parse_document(text: str, path: Path) -> object:
     return data
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses documents whose aliases expand beyond a bound."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_expansion(node)
+        return super().construct_document(node)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the nodes ``root`` expands to, each shared (aliased) node once per use."""
+    sizes: dict[int, int] = {}
+    # Children before parents, without recursion: a shared node's size is computed once.
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, expanded = stack.pop()
+        key = id(node)
+        if key in sizes and not expanded:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not expanded:
+            if key in on_path:
+                raise ConfigError("a YAML alias refers to itself; recipes cannot be recursive")
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        on_path.discard(key)
+        total = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(
+                f"the YAML expands to more than {MAX_YAML_NODES} values (an alias bomb?); "
+                "write the recipe without repeated aliases"
+            )
+        sizes[key] = total
+
+
+def safe_yaml_load(text: str) -> Any:
+    """Parse YAML with the safe loader, refusing alias bombs.
+
+    Args:
+        text: A YAML document.
+
+    Returns:
+        The parsed data (plain mappings, lists and scalars).
+
+    Raises:
+        ConfigError: The document expands beyond :data:`MAX_YAML_NODES` values.
+        yaml.YAMLError: It is not valid YAML.
+    """
+    return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
 def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     dataset = data.get("dataset")
     if isinstance(dataset, Mapping) and isinstance(dataset.get("path"), str):
         anchored = _anchor(dataset["path"], base)
         if anchored is not None:
             data["dataset"] = {**dataset, "path": anchored}
+    output_dir = data.get("output_dir")
+    if (
+        isinstance(output_dir, str)
+        and output_dir
+        and not Path(output_dir).expanduser().is_absolute()
+    ):
+        # The recipe's own folder, not the working one: the run lands in the same place
+        # whichever folder `train` is started from.
+        data["output_dir"] = str((base / output_dir).resolve())
     model = data.get("model")
     if isinstance(model, str) and model != "starter":
         anchored = _anchor(model, base)

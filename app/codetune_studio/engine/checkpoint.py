@@ -1,14 +1,20 @@
-"""Checkpoints: Accelerate's own state files plus ours, written atomically.
+"""Checkpoints: data only, written atomically, verified before anything is loaded.
 
-A checkpoint folder ``checkpoint-N`` holds:
+A checkpoint folder ``checkpoint-N`` holds only files the studio wrote and can read without
+running code:
 
 * ``trainable.safetensors``: only the parameters that train (the adapter, or every weight for
-  a full fine-tune). Accelerate would save the whole model, which for a 7B LoRA run means 14 GB
-  per checkpoint for a few MB of adapter, so a save/load hook replaces that part;
-* Accelerate's ``optimizer.bin``, ``scheduler.bin``, ``random_states_<rank>.pkl`` (and
-  ``scaler.pt`` under fp16), written by ``Accelerator.save_state``;
+  a full fine-tune), loaded with safetensors (no pickle);
+* ``optimizer.pt``: the optimizer's state dict, read back with ``torch.load(weights_only=True)``,
+  which refuses any object but tensors and plain containers;
+* ``scheduler.json``, ``rng_state_<rank>.json`` and ``rng_state_<rank>.safetensors`` (plus
+  ``scaler.json`` under fp16): plain JSON and tensors;
 * ``trainer_state.json``: the step and the data position (epoch, micro-batches consumed in it,
-  the sampler seed), which is what makes a resumed run replay the same batches.
+  the sampler seed), which is what makes a resumed run replay the same batches;
+* ``manifest.json``, written last: the run that wrote the checkpoint and the sha256 of every
+  other file. Loading checks it first and refuses a folder holding a file it does not list, a
+  file whose hash differs, or any pickle: Accelerate's ``load_state`` unpickles custom state,
+  so a folder planted on a shared disk could run code; we never call it.
 
 The folder is built as ``checkpoint-N.tmp``, every file is fsynced, and only then is it renamed:
 a run killed mid-save leaves a ``.tmp`` folder that is ignored and cleaned up, never a
@@ -18,6 +24,7 @@ half-written checkpoint that looks complete.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -25,7 +32,6 @@ import re
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -35,17 +41,24 @@ from safetensors.torch import load_file, save_file
 from codetune_studio.core.errors import TrainingError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from accelerate import Accelerator
 
 __all__ = [
     "CHECKPOINT_PREFIX",
+    "MANIFEST",
     "TRAINABLE_WEIGHTS",
     "TRAINER_STATE",
     "CheckpointManager",
+    "Manifest",
     "TrainerState",
     "find_checkpoints",
     "latest_checkpoint",
     "read_trainer_state",
+    "replace_folder",
+    "verify_manifest",
+    "write_manifest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +66,14 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
 TRAINABLE_WEIGHTS = "trainable.safetensors"
+OPTIMIZER_STATE = "optimizer.pt"
+SCHEDULER_STATE = "scheduler.json"
+SCALER_STATE = "scaler.json"
+RNG_PREFIX = "rng_state_"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+#: File kinds that unpickle when loaded; the studio writes only ``optimizer.pt`` (weights-only).
+_PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib"})
 _TMP_SUFFIX = ".tmp"
 _NAME = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 
@@ -148,12 +169,11 @@ def read_trainer_state(checkpoint: Path) -> TrainerState:
 
 
 class CheckpointManager:
-    """Saves and restores a run's full training state through an ``Accelerator``.
+    """Saves and restores a run's full training state, as data only.
 
-    Create it after ``accelerator.prepare(model, optimizer)``. The scheduler is registered for
-    checkpointing rather than prepared: a prepared scheduler steps once per process, which would
-    make the learning-rate curve depend on the number of processes. Every process calls
-    :meth:`save` and :meth:`load`; only the main process writes the shared files.
+    Create it after ``accelerator.prepare(model, optimizer)``. Every process calls
+    :meth:`save` and :meth:`load`; only the main process writes the shared files, each process
+    its own random-number state.
 
     Args:
         accelerator: The run's accelerator.
@@ -161,6 +181,8 @@ class CheckpointManager:
         scheduler: The learning-rate scheduler (anything with ``state_dict``/``load_state_dict``).
         folder: The ``checkpoints`` folder of the run.
         save_total_limit: How many checkpoints to keep (newest); ``None`` keeps all.
+        optimizer: The prepared optimizer.
+        run_id: The database id of the run writing checkpoints, recorded in each manifest.
     """
 
     def __init__(
@@ -170,15 +192,17 @@ class CheckpointManager:
         scheduler: Any,
         folder: Path,
         save_total_limit: int | None,
+        *,
+        optimizer: Any = None,
+        run_id: int | str | None = None,
     ) -> None:
         self._accelerator = accelerator
         self._model = model
+        self._scheduler = scheduler
+        self._optimizer = optimizer
+        self._run_id = run_id
         self.folder = folder
         self._limit = save_total_limit
-        accelerator.register_for_checkpointing(scheduler)
-        self._custom_objects = 1
-        accelerator.register_save_state_pre_hook(self._save_hook)
-        accelerator.register_load_state_pre_hook(self._load_hook)
 
     # --- saving -------------------------------------------------------------------------------
 
@@ -203,15 +227,14 @@ class CheckpointManager:
                     shutil.rmtree(staging)
                 staging.mkdir(parents=True)
             accelerator.wait_for_everyone()
-            accelerator.save_state(str(staging), safe_serialization=True)
+            save_rng_state(staging, accelerator.process_index)
+            if accelerator.is_main_process:
+                self._save_main(staging, state)
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                _write_json(staging / TRAINER_STATE, state.to_dict())
-                _fsync_tree(staging)
-                if final.exists():  # a re-save of the same step (a resumed run)
-                    shutil.rmtree(final)
-                staging.rename(final)
-                _fsync_dir(self.folder)
+                write_manifest(staging, run_id=self._run_id)
+                # A re-save of the same step (a resumed run) keeps the old one until then.
+                replace_folder(staging, final)
                 self._prune()
             accelerator.wait_for_everyone()
         except OSError as exc:
@@ -225,6 +248,20 @@ class CheckpointManager:
             ) from exc
         logger.info("saved checkpoint %s", final)
         return final
+
+    def _save_main(self, staging: Path, state: TrainerState) -> None:
+        tensors = {
+            name: parameter.detach().to("cpu").contiguous()
+            for name, parameter in self._trainable().items()
+        }
+        save_file(tensors, str(staging / TRAINABLE_WEIGHTS))
+        if self._optimizer is not None:
+            torch.save(self._optimizer.state_dict(), staging / OPTIMIZER_STATE)
+        _write_json(staging / SCHEDULER_STATE, _jsonable(self._scheduler.state_dict()))
+        scaler = getattr(self._accelerator, "scaler", None)
+        if scaler is not None:
+            _write_json(staging / SCALER_STATE, _jsonable(scaler.state_dict()))
+        _write_json(staging / TRAINER_STATE, state.to_dict())
 
     def remove_stale(self) -> None:
         """Delete ``.tmp`` folders left by a run killed while saving (main process only)."""
@@ -243,21 +280,13 @@ class CheckpointManager:
             logger.debug("removing old checkpoint %s", old)
             shutil.rmtree(old, ignore_errors=True)
 
-    def _save_hook(self, _models: list[Any], weights: list[Any], output_dir: str) -> None:
-        # Replace Accelerate's whole-model save with the trainable parameters only.
-        weights.clear()
-        if not self._accelerator.is_main_process:
-            return
-        tensors = {
-            name: parameter.detach().to("cpu").contiguous()
-            for name, parameter in self._trainable().items()
-        }
-        save_file(tensors, str(Path(output_dir) / TRAINABLE_WEIGHTS))
-
     # --- loading ------------------------------------------------------------------------------
 
     def load(self, checkpoint: Path) -> TrainerState:
         """Restore weights, optimizer, scheduler, RNG and data position from a checkpoint.
+
+        Nothing in the folder is unpickled: the manifest is verified first, weights come from
+        safetensors, the optimizer through ``torch.load(weights_only=True)``, the rest is JSON.
 
         Args:
             checkpoint: A ``checkpoint-N`` folder.
@@ -266,13 +295,25 @@ class CheckpointManager:
             The state to continue from.
 
         Raises:
-            TrainingError: If the checkpoint is incomplete or does not fit this run; the message
-                names the file and why.
+            TrainingError: If the checkpoint is incomplete, altered, holds code, or does not fit
+                this run; the message names the file and why.
         """
+        manifest = verify_manifest(checkpoint)
+        if manifest.run_id is not None and manifest.run_id != self._run_id:
+            logger.info("checkpoint %s was written by run %s", checkpoint, manifest.run_id)
         state = read_trainer_state(checkpoint)
         self._check_files(checkpoint)
         try:
-            self._accelerator.load_state(str(checkpoint))
+            self._load_weights(checkpoint)
+            if self._optimizer is not None:
+                self._optimizer.load_state_dict(
+                    _torch_load_data(checkpoint / OPTIMIZER_STATE, checkpoint)
+                )
+            self._scheduler.load_state_dict(_read_json(checkpoint / SCHEDULER_STATE))
+            scaler = getattr(self._accelerator, "scaler", None)
+            if scaler is not None and (checkpoint / SCALER_STATE).is_file():
+                scaler.load_state_dict(_read_json(checkpoint / SCALER_STATE))
+            load_rng_state(checkpoint, self._accelerator.process_index)
         except TrainingError:
             raise
         except Exception as exc:
@@ -283,11 +324,11 @@ class CheckpointManager:
         return state
 
     def _check_files(self, checkpoint: Path) -> None:
-        """Name a missing or truncated file before Accelerate trips over it."""
+        """Name a missing or truncated file before loading trips over it."""
         rank = self._accelerator.process_index
-        # The scheduler is registered for checkpointing (not prepared), so it is a custom object.
-        required = [TRAINABLE_WEIGHTS, "optimizer.bin", f"random_states_{rank}.pkl"]
-        required += [f"custom_checkpoint_{i}.pkl" for i in range(self._custom_objects)]
+        required = [TRAINABLE_WEIGHTS, SCHEDULER_STATE, f"{RNG_PREFIX}{rank}.json"]
+        if self._optimizer is not None:
+            required.append(OPTIMIZER_STATE)
         for name in required:
             path = checkpoint / name
             if not path.is_file():
@@ -295,7 +336,7 @@ class CheckpointManager:
                     f"Cannot resume from {checkpoint}: {name} is missing (the checkpoint is "
                     "incomplete; pick an earlier one)"
                 )
-            if name.endswith((".bin", ".pkl")) and not zipfile.is_zipfile(path):
+            if name.endswith(".pt") and not zipfile.is_zipfile(path):
                 raise TrainingError(
                     f"Cannot resume from {checkpoint}: {name} is truncated or not a torch file"
                 )
@@ -307,17 +348,14 @@ class CheckpointManager:
                 f"Cannot resume from {checkpoint}: {TRAINABLE_WEIGHTS} is damaged ({exc})"
             ) from exc
 
-    def _load_hook(self, models: list[Any], input_dir: str) -> None:
-        # We load the weights ourselves, so Accelerate must not look for model.safetensors.
-        models.clear()
-        path = Path(input_dir) / TRAINABLE_WEIGHTS
-        saved = load_file(str(path))
+    def _load_weights(self, checkpoint: Path) -> None:
+        saved = load_file(str(checkpoint / TRAINABLE_WEIGHTS))
         trainable = self._trainable()
         missing = sorted(set(trainable) - set(saved))
         unexpected = sorted(set(saved) - set(trainable))
         if missing or unexpected:
             raise TrainingError(
-                f"Cannot resume from {input_dir}: {TRAINABLE_WEIGHTS} does not match this "
+                f"Cannot resume from {checkpoint}: {TRAINABLE_WEIGHTS} does not match this "
                 f"model ({len(missing)} missing, e.g. {missing[:2]}; {len(unexpected)} "
                 f"unexpected, e.g. {unexpected[:2]}); resume with the recipe (method, lora "
                 "settings, model) the checkpoint was made with"
@@ -327,7 +365,7 @@ class CheckpointManager:
                 value = saved[name]
                 if value.shape != parameter.shape:
                     raise TrainingError(
-                        f"Cannot resume from {input_dir}: {TRAINABLE_WEIGHTS}: {name} has shape "
+                        f"Cannot resume from {checkpoint}: {TRAINABLE_WEIGHTS}: {name} has shape "
                         f"{tuple(value.shape)}, the model expects {tuple(parameter.shape)}"
                     )
                 parameter.copy_(value.to(parameter.device, parameter.dtype))
@@ -335,6 +373,216 @@ class CheckpointManager:
     def _trainable(self) -> dict[str, torch.nn.Parameter]:
         model = self._accelerator.unwrap_model(self._model)
         return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+# --- the manifest -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What ``manifest.json`` records.
+
+    Attributes:
+        run_id: The database id of the run that wrote the checkpoint (``None`` if unknown).
+        files: Each file's name and sha256 hex digest.
+    """
+
+    run_id: int | str | None
+    files: dict[str, str]
+
+
+def write_manifest(folder: Path, *, run_id: int | str | None) -> Manifest:
+    """Hash every file of ``folder`` into its ``manifest.json`` (call it last).
+
+    Args:
+        folder: The checkpoint being written.
+        run_id: The run writing it.
+
+    Returns:
+        What was written.
+    """
+    files = {
+        path.name: _sha256(path)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = Manifest(run_id=run_id, files=files)
+    _write_json(
+        folder / MANIFEST,
+        {"format": MANIFEST_FORMAT, "run_id": run_id, "files": files},
+    )
+    return manifest
+
+
+def verify_manifest(checkpoint: Path) -> Manifest:
+    """Check a checkpoint against its manifest before anything in it is read.
+
+    Args:
+        checkpoint: A ``checkpoint-N`` folder.
+
+    Returns:
+        The verified manifest.
+
+    Raises:
+        TrainingError: The manifest is missing or unreadable, a file is missing, altered or
+            not listed, or the folder holds a pickle the studio never writes.
+    """
+    manifest = _read_manifest(checkpoint)
+    files = manifest.files
+    for child in sorted(checkpoint.iterdir()):
+        if child.name == MANIFEST or child.name in files:
+            continue
+        if child.suffix.lower() in _PICKLE_SUFFIXES:
+            raise TrainingError(
+                f"Cannot resume from {checkpoint}: {child.name} is a pickle the studio did not "
+                "write (pickles can run code); refusing to load this folder"
+            )
+        raise TrainingError(
+            f"Cannot resume from {checkpoint}: {child.name} is not in its {MANIFEST} "
+            "(the folder was altered); refusing to load it"
+        )
+    for name, digest in files.items():
+        file = checkpoint / name
+        if "/" in name or "\\" in name or name.startswith(".") or not file.is_file():
+            raise TrainingError(
+                f"Cannot resume from {checkpoint}: {name} is missing (the checkpoint is "
+                "incomplete; pick an earlier one)"
+            )
+        if _sha256(file) != digest:
+            raise TrainingError(
+                f"Cannot resume from {checkpoint}: {name} does not match its sha256 in "
+                f"{MANIFEST} (damaged or altered); pick an earlier checkpoint"
+            )
+    return manifest
+
+
+def _read_manifest(checkpoint: Path) -> Manifest:
+    path = checkpoint / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = {str(k): str(v) for k, v in dict(data["files"]).items()}
+        run_id = data.get("run_id")
+    except FileNotFoundError:
+        raise TrainingError(
+            f"Cannot resume from {checkpoint}: {MANIFEST} is missing; it was not written by "
+            "this studio version (or is incomplete) and is not loaded, because an unlisted "
+            "file could run code; start the run afresh or pick another checkpoint"
+        ) from None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise TrainingError(
+            f"Cannot resume from {checkpoint}: {MANIFEST} is unreadable ({exc}); pick another "
+            "checkpoint"
+        ) from exc
+    if run_id is not None and not isinstance(run_id, int | str):
+        raise TrainingError(f"Cannot resume from {checkpoint}: {MANIFEST} has a bad run_id")
+    return Manifest(run_id=run_id, files=files)
+
+
+# --- random-number state, as data -------------------------------------------------------------
+
+
+def save_rng_state(folder: Path, rank: int) -> None:
+    """Write this process's Python, NumPy and torch random states as JSON and safetensors."""
+    import random
+
+    import numpy as np
+
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    _write_json(
+        folder / f"{RNG_PREFIX}{rank}.json",
+        {
+            "python": [version, list(internal), gauss],
+            "numpy": [kind, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+        },
+    )
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda_{index}"] = cuda_state
+    save_file(tensors, str(folder / f"{RNG_PREFIX}{rank}.safetensors"))
+
+
+def load_rng_state(checkpoint: Path, rank: int) -> None:
+    """Restore what :func:`save_rng_state` wrote (missing parts are left as they are)."""
+    import random
+
+    import numpy as np
+
+    data = _read_json(checkpoint / f"{RNG_PREFIX}{rank}.json")
+    version, internal, gauss = data["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    kind, keys, pos, has_gauss, cached = data["numpy"]
+    np.random.set_state((str(kind), np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    tensors_path = checkpoint / f"{RNG_PREFIX}{rank}.safetensors"
+    if tensors_path.is_file():
+        tensors = load_file(str(tensors_path))
+        torch.set_rng_state(tensors["torch"])
+        if torch.cuda.is_available():
+            for index in range(torch.cuda.device_count()):
+                if f"cuda_{index}" in tensors:
+                    torch.cuda.set_rng_state(tensors[f"cuda_{index}"], index)
+
+
+def _torch_load_data(path: Path, checkpoint: Path) -> Any:
+    """``torch.load`` that only accepts tensors and plain containers, never code."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise TrainingError(
+            f"Cannot resume from {checkpoint}: {path.name} holds objects other than tensors "
+            "and plain data (refused: loading them could run code)"
+        ) from exc
+
+
+def _jsonable(value: Any) -> Any:
+    """A state dict as JSON-safe data (tensors and tuples become lists)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint as JSON")
+
+
+def _read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def replace_folder(staging: Path, final: Path) -> None:
+    """Publish a completely written folder under its final name, keeping the old one until then.
+
+    ``final`` is renamed to ``<final>.old`` only once ``staging`` is flushed to disk, and that
+    old copy is removed only after ``staging`` took its place: whenever the process dies, either
+    the old or the new folder is complete on disk (a leftover ``.old`` is the previous one).
+
+    Args:
+        staging: The new folder, fully written.
+        final: Where it belongs.
+    """
+    _fsync_tree(staging)
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -44,7 +44,12 @@ from codetune_studio.core.events import (
     RunStarted,
 )
 from codetune_studio.core.status import RunStatus
-from codetune_studio.engine.checkpoint import CheckpointManager, TrainerState, read_trainer_state
+from codetune_studio.engine.checkpoint import (
+    CheckpointManager,
+    TrainerState,
+    read_trainer_state,
+    replace_folder,
+)
 from codetune_studio.engine.packing import (
     Batch,
     MaskMode,
@@ -342,6 +347,8 @@ class _Session:
             self.scheduler,
             self.output_dir / CHECKPOINTS_DIR,
             training.save_total_limit,
+            optimizer=self.optimizer,
+            run_id=self.run_id,
         )
         self.checkpoints.remove_stale()
         if resume_from is not None:
@@ -822,8 +829,8 @@ class _Session:
             model = accelerator.unwrap_model(self.model)
             model.save_pretrained(str(staging), safe_serialization=True)
             self.tokenizer.save_pretrained(str(staging))
-            shutil.rmtree(final, ignore_errors=True)
-            staging.rename(final)
+            # The old output stays in place until the new one is complete on disk.
+            replace_folder(staging, final)
             kind = "adapter" if self.recipe.method in PEFT_METHODS else "model"
             self.log(logging.INFO, "saved the %s to %s", kind, final)
         accelerator.wait_for_everyone()

@@ -112,7 +112,10 @@ def _read_file(path: Path) -> RawSource:
     if suffix in {".jsonl", ".ndjson"}:
         records, kind = _parse_jsonl(text, name), "records"
     elif suffix == ".json":
-        records, kind = _parse_json(text, name), "records"
+        try:
+            records, kind = _parse_json(text, name), "records"
+        except (ValueError, RecursionError) as exc:  # huge numbers, deep nesting
+            raise DatasetError(f"{name}: {_hostile_json(exc)}") from None
     elif suffix in {".csv", ".tsv"}:
         records, kind = (
             _parse_csv(text, name, delimiter="\t" if suffix == ".tsv" else ","),
@@ -161,6 +164,8 @@ def _parse_jsonl(text: str, name: str) -> list[RawRecord]:
                 f"{name}:{number}: invalid JSON at column {exc.colno}: {exc.msg}; "
                 f"found {_excerpt(line)}, expected one JSON object per line"
             ) from None
+        except (ValueError, RecursionError) as exc:  # a 5000-digit number, 100k nested lists
+            raise DatasetError(f"{name}:{number}: {_hostile_json(exc)}") from None
         records.append(RawRecord(f"{name}:{number}", _as_record(value, f"{name}:{number}")))
     return records
 
@@ -398,6 +403,13 @@ def _digest(parts: list[tuple[str, bytes]]) -> str:
         hasher.update(name.encode("utf-8") + b"\0")
         hasher.update(hashlib.sha256(data).digest())
     return hasher.hexdigest()
+
+
+def _hostile_json(exc: BaseException) -> str:
+    """Why Python's JSON reader gave up on a valid-looking record, and what to do."""
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply to read (thousands of levels); flatten the record"
+    return f"a JSON value cannot be read ({str(exc)[:120]}); shorten the number or value"
 
 
 def _skip_space(text: str, index: int) -> int:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASET_SUFFIXES",
+    "MAX_SOURCE_BYTES",
     "RAW_CODE_SHARE",
     "CollectedInputs",
     "FailingRow",
@@ -54,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 #: File suffixes read as one JSON record per line.
 DATASET_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+#: The largest source (a file, or one dataset row's code) the analyzer reads: parsing and
+#: checking a 12 MB generated file took a minute and gigabytes; real source files are far below.
+MAX_SOURCE_BYTES = 1_000_000
 
 #: Share of a dataset's unfenced completions that must parse for the data to count as raw code.
 RAW_CODE_SHARE = 0.8
@@ -132,6 +136,13 @@ def read_source_text(path: Path) -> str:
         ConfigError: The file cannot be read.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise ConfigError(
+                f"{path} is {size / 1e6:.1f} MB; the analyzer reads source files of at most "
+                f"{MAX_SOURCE_BYTES // 1_000_000} MB (generated code?): analyse the files you "
+                "wrote, or split it"
+            )
         with tokenize.open(path) as handle:
             return handle.read()
     except (SyntaxError, UnicodeDecodeError):
@@ -191,13 +202,23 @@ def dataset_inputs(path: Path) -> CollectedInputs:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{path} line {row} is not valid JSON: {exc.msg}") from None
+            except (ValueError, RecursionError) as exc:  # huge numbers, deep nesting
+                raise DatasetError(
+                    f"{path} line {row} cannot be read: {str(exc)[:120] or 'nested too deeply'}"
+                ) from None
             if not isinstance(record, dict):
                 raise DatasetError(f"{path} line {row} is not a JSON object")
             text = completion_text(record)
             if text is None:
                 without_code += 1
                 continue
-            inputs.append(ToolInputs(code=completion_code(text), path=str(path), row=row))
+            code = completion_code(text)
+            if len(code) > MAX_SOURCE_BYTES:
+                raise DatasetError(
+                    f"{path} line {row}: its code is {len(code) / 1e6:.1f} MB, over the "
+                    f"{MAX_SOURCE_BYTES // 1_000_000} MB the analyzer reads per row; trim it"
+                )
+            inputs.append(ToolInputs(code=code, path=str(path), row=row))
     return CollectedInputs(inputs, without_code)
 
 

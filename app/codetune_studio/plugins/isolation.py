@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -32,7 +32,10 @@ from typing import IO, TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from codetune_studio.core.child_cmd import python_module_command
+from codetune_studio.core.child_env import child_environment
 from codetune_studio.core.errors import PluginError
+from codetune_studio.core.redact import known_secret_values, scrub
 from codetune_studio.plugins.api import ToolContext, ToolInputs, ToolResult
 
 if TYPE_CHECKING:
@@ -49,12 +52,11 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a tool gets to exit after SIGTERM before it is killed.
 DEFAULT_GRACE_S = 2.0
-
-
-# Environment variables that carry credentials. They are removed from the child's environment:
-# a tool gets keys only through ToolContext.secrets, and only the ones it declared.
-_SECRET_ENV_SUFFIXES = ("_API_KEY", "_AUTH_TOKEN", "_ACCESS_TOKEN", "_SECRET", "_TOKEN")
-_SECRET_ENV_NAMES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_ADMIN_KEY"})
+#: Address space a tool's process may use: far above what an analyzer or an API client needs,
+#: far below what takes a workstation down.
+DEFAULT_MEMORY_LIMIT_BYTES = 8 * 1024**3
+#: The longest stderr line kept from a tool; a flood without newlines is read in pieces.
+_MAX_STDERR_LINE = 64 * 1024
 
 
 class RunnerRequest(BaseModel):
@@ -67,6 +69,7 @@ class RunnerRequest(BaseModel):
         secrets: The declared keys' values (plain text only inside this pipe).
         settings: The tool's options.
         deadline_epoch: ``time.time()`` by which the whole batch must be done.
+        memory_limit_bytes: The child's address-space cap (POSIX), ``None`` for none.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -77,6 +80,7 @@ class RunnerRequest(BaseModel):
     secrets: dict[str, str]
     settings: dict[str, str]
     deadline_epoch: float | None
+    memory_limit_bytes: int | None = None
 
 
 def run_in_process(tool: BaseTool, inputs: ToolInputs, context: ToolContext) -> ToolResult:
@@ -122,6 +126,7 @@ def run_isolated(
     cancelled: Callable[[], bool] | None = None,
     on_result: Callable[[ToolResult], None] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT_BYTES,
 ) -> list[ToolResult]:
     """Run the tool a spec names over ``inputs`` in a child process, within ``timeout_s``.
 
@@ -137,6 +142,8 @@ def run_isolated(
         cancelled: Polled about ten times a second; returning ``True`` stops the child.
         on_result: Called (in this thread) with each result as it arrives, for progress.
         grace_s: How long a stopped child gets between SIGTERM and SIGKILL.
+        memory_limit_bytes: The child's address-space cap; a tool over it gets
+            ``MemoryError`` and ends as an error result.
 
     Returns:
         One :class:`ToolResult` per input. Inputs the tool never finished carry an ``error``
@@ -144,6 +151,8 @@ def run_isolated(
     """
     if not inputs:
         return []
+    if not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise ValueError(f"timeout_s must be a finite number of seconds above 0, got {timeout_s}")
     offered = dict(secrets or {})
     passed = {name: offered[name].get_secret_value() for name in spec.secrets if name in offered}
     withheld = sorted(set(offered) - set(spec.secrets))
@@ -156,6 +165,7 @@ def run_isolated(
         secrets=passed,
         settings=dict(settings or {}),
         deadline_epoch=time.time() + timeout_s,
+        memory_limit_bytes=memory_limit_bytes,
     )
     session = _ChildSession(spec, list(passed.values()), grace_s)
     try:
@@ -182,7 +192,10 @@ class _ChildSession:
     def __init__(self, spec: PluginSpec, secret_values: list[str], grace_s: float) -> None:
         self.spec = spec
         self.results: dict[int, ToolResult] = {}
+        # What the tool was given and what the studio's environment holds: neither may reach
+        # a stored error or a log line.
         self._secret_values = [value for value in secret_values if value]
+        self._secret_values += known_secret_values()
         self._grace_s = grace_s
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._stderr_tail: deque[str] = deque(maxlen=20)
@@ -190,7 +203,7 @@ class _ChildSession:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, payload: bytes) -> None:
-        command = [sys.executable, "-P", "-m", "codetune_studio.plugins.runner"]
+        command = python_module_command("codetune_studio.plugins.runner", isolated=True)
         # A session of its own, so stopping the tool also stops anything it started.
         self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command,
@@ -259,6 +272,8 @@ class _ChildSession:
             # Only the runner writes to this pipe, but never trust a child blindly.
             logger.debug("ignoring a malformed line from %s", self.spec.name)
             return
+        if result.error:
+            result = result.model_copy(update={"error": self._scrub(result.error)})
         self.results[index] = result
         if on_result is not None:
             on_result(result)
@@ -321,7 +336,8 @@ class _ChildSession:
             self._lines.put(None)
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
-        for raw in stream:
+        # Bounded reads: a tool printing gigabytes without a newline cannot exhaust memory.
+        for raw in iter(lambda: stream.readline(_MAX_STDERR_LINE), b""):
             text = self._scrub(raw.decode("utf-8", "replace").rstrip())
             if text:
                 self._stderr_tail.append(text)
@@ -339,21 +355,14 @@ class _ChildSession:
         return ""
 
     def _scrub(self, text: str) -> str:
-        for value in self._secret_values:
-            text = text.replace(value, "***")
-        return text
+        return scrub(text, self._secret_values)
 
 
 def _child_environment() -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _SECRET_ENV_NAMES and not key.upper().endswith(_SECRET_ENV_SUFFIXES)
-    }
+    # An allow-list: a tool gets keys only through ToolContext.secrets, and only the ones it
+    # declared; no database URL, cloud credential or token reaches it through the environment.
     # The runner and the tool write UTF-8 whatever the user's locale.
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONFAULTHANDLER"] = "1"
-    return env
+    return child_environment({"PYTHONIOENCODING": "utf-8", "PYTHONFAULTHANDLER": "1"})
 
 
 def _error_result(plugin: str, version: str, inputs: ToolInputs, message: str) -> ToolResult:

@@ -41,6 +41,7 @@ def main() -> int:
     except ValidationError:
         logger.exception("malformed request")
         return 2
+    _limit_memory(request.memory_limit_bytes)
     try:
         tool = load_tool_class(request.factory)()
     except PluginError as exc:
@@ -64,6 +65,17 @@ def main() -> int:
     for index, inputs in enumerate(request.inputs):
         _send(protocol, index, run_in_process(tool, inputs, context))
     return 0
+
+
+def _limit_memory(limit: int | None) -> None:
+    """Cap this process's address space, so a runaway tool gets MemoryError, not the machine."""
+    if limit is None or os.name != "posix":
+        return
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
 def _take_stdout() -> IO[str]:

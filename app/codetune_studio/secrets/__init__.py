@@ -1,6 +1,7 @@
 """API keys in the OS keyring; the only package that imports ``keyring``."""
 
 from codetune_studio.secrets.store import (
+    DATABASE_SECRET,
     KEYRING_SERVICE,
     KNOWN_SECRETS,
     KeyringSecretStore,
@@ -10,6 +11,7 @@ from codetune_studio.secrets.store import (
 )
 
 __all__ = [
+    "DATABASE_SECRET",
     "KEYRING_SERVICE",
     "KNOWN_SECRETS",
     "KeyringSecretStore",

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from codetune_studio.core.errors import SecretError
 
 __all__ = [
+    "DATABASE_SECRET",
     "KEYRING_SERVICE",
     "KNOWN_SECRETS",
     "KeyringSecretStore",
@@ -27,6 +28,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "codetune-studio"
+#: The keyring entry holding the database password.
+DATABASE_SECRET = "database"  # noqa: S105 - the entry's name, not a password
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ KNOWN_SECRETS: dict[str, _SecretKind] = {
     "openai": _SecretKind("OpenAI", "OPENAI_API_KEY"),
     "anthropic": _SecretKind("Anthropic", "ANTHROPIC_API_KEY"),
     "huggingface": _SecretKind("Hugging Face", "HF_TOKEN"),
+    # The shared database's password: the settings keep the URL without it.
+    DATABASE_SECRET: _SecretKind("Database password", "PGPASSWORD"),
 }
 
 SecretSource = Literal["keyring", "environment"]

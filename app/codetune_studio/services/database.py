@@ -117,6 +117,17 @@ class DatabaseService:
         """
         return self._database.status(is_fallback=self._is_fallback)
 
+    def integrity_problems(self) -> list[str]:
+        """Check the database file for damage (SQLite's ``PRAGMA integrity_check``).
+
+        Returns:
+            The problems found; empty when it is sound.
+
+        Raises:
+            StorageError: If the database cannot be read at all.
+        """
+        return self._database.integrity_check()
+
     def upgrade(self) -> tuple[str | None, str]:
         """Apply pending migrations.
 

@@ -21,6 +21,7 @@ from codetune_studio.core.models import (
     Run,
     TrainingConfig,
 )
+from codetune_studio.core.redact import known_secret_values, scrub
 from codetune_studio.storage.repositories import (
     DatasetRepository,
     MetricRepository,
@@ -361,7 +362,9 @@ class ExperimentService:
         dataset_id: int | None = None,
         run_id: int | None = None,
     ) -> PluginResult:
-        """Store what an analysis plugin found."""
+        """Store what an analysis plugin found; its error text is scrubbed of secrets first."""
+        if error:
+            error = scrub(error, known_secret_values())
         with self._uow() as session:
             row = PluginResultRepository(session).add(
                 plugin=plugin,

@@ -39,6 +39,8 @@ HEARTBEAT_INTERVAL_S = 15.0
 
 #: Points kept in memory while the database is unreachable, so a long outage cannot exhaust RAM.
 _MAX_PENDING_POINTS = 200_000
+#: Attempts at the last flush (0.5 + 1 + 2 + 4 s apart) before the points count as lost.
+_FINAL_FLUSH_TRIES = 5
 
 
 class RunRecorder:
@@ -75,6 +77,10 @@ class RunRecorder:
         self._lock = threading.Lock()
         self._stop_heartbeat = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._dropped = 0
+        self._last_error: str | None = None
+        #: Why the run's record is incomplete (metrics or its end not stored), else ``None``.
+        self.storage_problem: str | None = None
 
     def emit(self, event: Event) -> None:
         """Record one engine event."""
@@ -110,14 +116,35 @@ class RunRecorder:
             self._heartbeat.start()
 
     def _on_finished(self, status: RunStatus, error: str | None) -> None:
-        self._flush(force=True)
+        self._flush_final()
         self._stop_heartbeat_thread()
+        unstored = len(self._pending) + self._dropped
+        if unstored:
+            # The training may be fine, but its record is not: never a clean success.
+            self.storage_problem = (
+                f"{unstored} metric points of run {self.run_id} could not be stored in the "
+                f"database ({self._last_error or 'unreachable'}); the run's record is "
+                "incomplete: check the database (`codetune-studio db status --check`)"
+            )
+            if status is RunStatus.FINISHED:
+                status, error = RunStatus.FAILED, self.storage_problem
         try:
             self._experiments.finish_run(self.run_id, status, error=error)
-        except StorageError:
+        except StorageError as exc:
             logger.exception("could not record that run %s ended as %s", self.run_id, status.value)
+            self.storage_problem = self.storage_problem or (
+                f"could not record that run {self.run_id} ended as {status.value}: {exc}"
+            )
             return
         self._finished = True
+
+    def _flush_final(self) -> None:
+        """Write what is waiting, retrying a dropped connection a few times before giving up."""
+        for attempt in range(_FINAL_FLUSH_TRIES):
+            self._flush(force=True)
+            if not self._pending or attempt == _FINAL_FLUSH_TRIES - 1:
+                return
+            time.sleep(min(0.5 * 2**attempt, 4.0))
 
     def _beat(self) -> None:
         while not self._stop_heartbeat.wait(self._heartbeat_interval_s):
@@ -149,6 +176,7 @@ class RunRecorder:
                     "database unreachable: dropping the %d oldest metric points", overflow
                 )
                 del self._pending[:overflow]
+                self._dropped += overflow
         self._flush(force=False)
 
     def _flush(self, *, force: bool) -> None:
@@ -164,5 +192,6 @@ class RunRecorder:
             self._experiments.record_metrics(self.run_id, batch)
         except StorageError as exc:
             logger.warning("could not store %d metric points (will retry): %s", len(batch), exc)
+            self._last_error = str(exc)
             with self._lock:
                 self._pending[:0] = batch

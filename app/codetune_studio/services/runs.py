@@ -32,6 +32,7 @@ __all__ = [
     "lost_reason",
     "mark_lost_run_failed",
     "pid_alive",
+    "sweep_lost_runs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -159,3 +160,32 @@ def mark_lost_run_failed(experiments: ExperimentService, stale: StaleRun) -> Run
     run = experiments.finish_run(stale.run.id, RunStatus.FAILED, error=stale.reason)
     logger.info("Marked lost run %s as failed: %s", run.id, stale.reason)
     return run
+
+
+def sweep_lost_runs(experiments: ExperimentService, *, now: datetime | None = None) -> list[Run]:
+    """Mark every lost RUNNING run as FAILED; any studio process (the CLI too) may call it.
+
+    Args:
+        experiments: The experiment record.
+        now: The current time (UTC), for tests.
+
+    Returns:
+        The runs it marked failed. A run that ended or vanished meanwhile is skipped quietly:
+        another studio got there first.
+    """
+    from codetune_studio.core.errors import ConflictError, NotFoundError, StorageError
+
+    try:
+        running = experiments.list_runs(status=RunStatus.RUNNING, limit=None)
+    except StorageError as exc:
+        logger.info("could not look for lost runs: %s", exc)
+        return []
+    marked: list[Run] = []
+    for stale in find_stale_runs(running, now or datetime.now(UTC)):
+        try:
+            marked.append(mark_lost_run_failed(experiments, stale))
+        except (ConflictError, NotFoundError):
+            continue
+        except StorageError as exc:
+            logger.info("could not mark run %s as lost: %s", stale.run.id, exc)
+    return marked

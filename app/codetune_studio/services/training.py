@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from codetune_studio.core.errors import ConfigError, NotFoundError
 from codetune_studio.core.fileio import atomic_write_text
 from codetune_studio.core.status import RunStatus
+from codetune_studio.services.experiments import current_user
 from codetune_studio.services.recording import RunRecorder
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class TrainingRunService:
         name: str | None = None,
         output_dir: Path | None = None,
         resume: str | None = None,
+        any_owner: bool = False,
+        overwrite: bool = False,
     ) -> PlannedRun:
         """Record a new PENDING run and prepare its folder.
 
@@ -83,19 +86,30 @@ class TrainingRunService:
             output_dir: Where to write; by default the recipe's ``output_dir``, else a new
                 folder under the runs folder. A resumed run continues in its predecessor's folder.
             resume: ``latest``, a run id, a run folder or a checkpoint folder to continue from.
+            any_owner: Let ``latest`` pick another user's run (on a shared database).
+            overwrite: Allow writing into an existing folder that holds files (a new run
+                otherwise refuses, so it cannot silently replace another run's output).
 
         Returns:
             The run and where it writes.
 
         Raises:
-            ConfigError: ``resume`` names nothing that can be resumed.
+            ConfigError: ``resume`` names nothing that can be resumed, or the output folder
+                already holds files (and neither resuming nor ``overwrite``).
         """
         previous: Run | None = None
         checkpoint: Path | None = None
         if resume:
-            previous, folder, checkpoint = self.find_resumable(resume)
+            previous, folder, checkpoint = self.find_resumable(resume, any_owner=any_owner)
             output_dir = output_dir or folder
         folder = Path(output_dir or recipe.output_dir or self._runs_dir / new_run_folder_name())
+        # Stored absolute: a relative folder would mean another place from another directory.
+        folder = folder.expanduser().resolve()
+        if not resume and not overwrite and folder.is_dir() and any(folder.iterdir()):
+            raise ConfigError(
+                f"The output folder {folder} already holds files; choose another output_dir, "
+                "continue that run with --resume, or pass --overwrite to write into it anyway"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / RECIPE_SNAPSHOT, recipe.model_dump_json(indent=2) + "\n")
         run = self._experiments.create_run(
@@ -106,12 +120,16 @@ class TrainingRunService:
         )
         return PlannedRun(run=run, output_dir=folder, resume_from=checkpoint)
 
-    def find_resumable(self, value: str) -> tuple[Run | None, Path, Path]:
+    def find_resumable(
+        self, value: str, *, any_owner: bool = False
+    ) -> tuple[Run | None, Path, Path]:
         """Find what ``--resume VALUE`` means.
 
         Args:
             value: ``latest`` (the newest run with a checkpoint), a run id, or a run or
                 checkpoint folder.
+            any_owner: Let ``latest`` consider every user's runs; by default only the current
+                user's, so a shared database cannot steer a resume into someone else's folder.
 
         Returns:
             The run it belongs to (``None`` for a folder the database does not know), the run's
@@ -123,10 +141,17 @@ class TrainingRunService:
         from codetune_studio.engine.checkpoint import TRAINER_STATE, latest_checkpoint
 
         if value == "latest":
+            me = current_user()
             for run in self._experiments.list_runs(limit=None):
+                if not any_owner and run.owner != me:
+                    continue
                 if run.output_dir and (found := latest_checkpoint(Path(run.output_dir))):
                     return run, Path(run.output_dir), found
-            raise ConfigError("--resume latest: no recorded run has a checkpoint to resume")
+            whose = "recorded run" if any_owner else f"run of yours ({me})"
+            raise ConfigError(
+                f"--resume latest: no {whose} has a checkpoint to resume"
+                + ("" if any_owner else "; add --any-owner to consider other users' runs")
+            )
         if value.isdigit():
             try:
                 run = self._experiments.get_run(int(value))

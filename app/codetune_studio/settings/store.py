@@ -95,16 +95,41 @@ class SettingsStore:
             )
         return data
 
+    def file_database_url(self) -> str | None:
+        """The database URL the settings file itself holds (no environment override)."""
+        database = self._read_file().get("database")
+        url = database.get("url") if isinstance(database, dict) else None
+        return url if isinstance(url, str) else None
+
+    def set_database_url(self, url: str | None) -> None:
+        """Replace the file's database URL, keeping every other value."""
+        data = self._read_file()
+        database = dict(data.get("database") or {})
+        database["url"] = url
+        data["database"] = database
+        self._write(FileSettings(**data).model_dump(mode="json"))
+
     def _write(self, data: dict[str, Any]) -> None:
-        atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        try:
+            atomic_write_text(
+                self.path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot save the settings file {self.path}: {exc.strerror or exc}; fix the "
+                "permissions of the file and its folder"
+            ) from None
 
     def _quarantine(self, reason: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         backup = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        self.path.replace(backup)
+        try:
+            self.path.replace(backup)
+            kept = f"it was saved as {backup.name}"
+        except OSError as exc:  # an unwritable folder: leave the file, still start
+            kept = f"it could not be moved aside ({exc.strerror or exc})"
         message = (
-            f"Settings file {self.path} was unreadable ({reason}); "
-            f"it was saved as {backup.name} and defaults are in use."
+            f"Settings file {self.path} was unreadable ({reason}); {kept} and defaults are in use."
         )
         logger.warning("%s", message)
         self.notices.append(message)

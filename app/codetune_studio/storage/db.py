@@ -8,6 +8,7 @@ shared across threads.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -35,10 +36,13 @@ __all__ = [
     "SCHEMA_HEAD",
     "Database",
     "DatabaseUnreachableError",
+    "InvalidDatabaseUrlError",
     "alembic_config",
     "mask_url",
     "normalize_url",
+    "split_password",
     "sqlite_url",
+    "with_password",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,7 +50,7 @@ logger = logging.getLogger(__name__)
 #: The Alembic script folder shipped inside the package.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: The newest migration in ``migrations/versions``; a test keeps the two in step.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0004"
 _VERSION_TABLE = "alembic_version"
 
 #: Key of the PostgreSQL advisory lock that serialises schema upgrades across studios.
@@ -76,6 +80,12 @@ class DatabaseUnreachableError(StorageUnavailableError):
         self.cause = cause
 
 
+class InvalidDatabaseUrlError(StorageError):
+    """The database URL itself is wrong (not a URL, a port that is not a number...)."""
+
+    exit_code = 2  # a configuration mistake, like a bad recipe
+
+
 def mask_url(url: str | URL) -> str:
     """Render a database URL with its password replaced by ``***``.
 
@@ -88,7 +98,7 @@ def mask_url(url: str | URL) -> str:
     """
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: an unparsable port
         return re.sub(r"([^:/@\s]+:)[^@\s]*@", r"\1***@", str(url))
     return parsed.render_as_string(hide_password=True)
 
@@ -114,17 +124,49 @@ def normalize_url(url: str | URL) -> URL:
             raw = "postgresql://" + raw[len("postgres://") :]
         try:
             parsed = make_url(raw)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
             msg = (
                 f"{mask_url(raw)!r} is not a database URL; use sqlite:///PATH or "
-                "postgresql://USER@HOST:PORT/DATABASE"
+                "postgresql://USER@HOST:PORT/DATABASE (the port must be a number)"
             )
-            raise StorageError(msg) from exc
+            raise InvalidDatabaseUrlError(msg) from exc
     else:
         parsed = url
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """Split a database URL into the URL without its password, and the password.
+
+    Args:
+        url: A database URL as the user typed it.
+
+    Returns:
+        The URL rendered without a password, and the password (``None`` when it had none).
+
+    Raises:
+        StorageError: If it is not a database URL.
+    """
+    parsed = normalize_url(url)
+    password = _password(parsed)
+    if password is None:
+        return url.strip(), None
+    # URL.set() ignores None, so the password is dropped through the named tuple.
+    return parsed._replace(password=None).render_as_string(hide_password=False), password
+
+
+def with_password(url: str, password: str | None) -> str:
+    """Return ``url`` with ``password`` filled in, unless it has one or there is no user.
+
+    Raises:
+        StorageError: If it is not a database URL.
+    """
+    parsed = normalize_url(url)
+    if not password or parsed.password or not parsed.username:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def sqlite_url(path: Path) -> str:
@@ -449,6 +491,26 @@ class Database:
             is_fallback=is_fallback,
         )
 
+    def integrity_check(self) -> list[str]:
+        """Ask the database whether its file is sound (SQLite's ``PRAGMA integrity_check``).
+
+        Returns:
+            The problems found; empty when the database is sound. PostgreSQL checks its own
+            pages, so it always answers with an empty list.
+
+        Raises:
+            StorageError: If the database cannot be read at all (a damaged header, say).
+        """
+        if self.dialect != "sqlite":
+            return []
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(text("PRAGMA integrity_check")).scalars().all()
+        except DBAPIError as exc:
+            raise self._wrap(exc) from exc
+        problems = [str(row) for row in rows]
+        return [] if problems == ["ok"] else problems
+
     def dispose(self) -> None:
         """Close every pooled connection. The object must not be used afterwards."""
         self._engine.dispose()
@@ -463,6 +525,11 @@ class Database:
                 return StorageError(
                     f"The local database {url.database} is locked by another CodeTune window "
                     "or process; close the other one or try again in a moment."
+                )
+            if "malformed" in lowered or "not a database" in lowered:
+                return StorageError(
+                    f"The local database {url.database} is damaged ({detail}); restore a "
+                    "backup, or move the file aside so the studio starts a new one."
                 )
             if "readonly" in lowered or "read-only" in lowered:
                 return StorageError(
@@ -495,7 +562,8 @@ def _sqlite_engine(url: URL) -> Engine:
     if path and path != ":memory:" and not path.startswith("file:"):
         folder = Path(path).expanduser().parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(Path(path).expanduser())
         except OSError as exc:
             msg = (
                 f"Cannot create the folder {folder} for the SQLite database: "
@@ -519,6 +587,14 @@ def _sqlite_engine(url: URL) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (its -wal/-shm files follow it)."""
+    if path.exists():
+        return
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
 
 
 def _postgres_engine(url: URL, connect_timeout: float) -> Engine:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NAMING_CONVENTION",
+    "AuditRow",
     "Base",
     "DatasetRow",
     "MetricRow",
@@ -215,3 +216,17 @@ class PluginResultRow(Base):
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditRow(Base):
+    """One audited action: who, when, from where, what; never a secret (migration 0004)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]

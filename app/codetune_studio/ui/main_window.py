@@ -339,7 +339,13 @@ class MainWindow(QMainWindow):
         self.about_action = self._action(
             help_menu, "About CodeTune Studio", self._on_about_triggered
         )
+        self._add_audit_menu(help_menu)
         self._update_run_actions()
+
+    def _add_audit_menu(self, help_menu: QMenu) -> None:
+        """Help > Audit log… (issue 14): who set keys, switched database, deleted, exported."""
+        self.audit_action = self._action(help_menu, "Audit log…", self._on_audit_triggered)
+        self.audit_action.setEnabled(self.services.audit is not None)
 
     def _action(
         self,
@@ -918,6 +924,16 @@ class MainWindow(QMainWindow):
         from codetune_studio.ui.dialogs.docs import DocsDialog
 
         dialog = DocsDialog(self.services.resources / "docs", self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    @safe_slot()
+    def _on_audit_triggered(self) -> None:
+        from codetune_studio.ui.dialogs.audit import AuditDialog
+
+        if self.services.audit is None:
+            return
+        dialog = AuditDialog(self.services.audit, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 

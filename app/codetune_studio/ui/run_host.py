@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from codetune_studio.core.child_env import child_environment
 from codetune_studio.core.errors import StorageError
 from codetune_studio.core.events import (
     Event,
@@ -201,7 +201,9 @@ class RunHost(QObject):
     def start(self) -> None:
         """Start the worker and begin reading what it writes."""
         self._spool.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self._launch.env}
+        # An allow-list: the worker gets what it needs (the database URL...) explicitly through
+        # the launch, never the studio's API keys or cloud credentials.
+        env = child_environment(self._launch.env)
         kwargs: dict[str, Any] = {}
         if sys.platform == "win32":  # pragma: no cover - POSIX CI
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]

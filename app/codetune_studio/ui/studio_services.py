@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codetune_studio.core.child_cmd import python_module_command
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from codetune_studio.plugins.registry import PluginEntry
     from codetune_studio.secrets import SecretStore
     from codetune_studio.services.analysis import AnalysisService
+    from codetune_studio.services.audit import AuditService
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.services.training import TrainingRunService
 
@@ -81,9 +84,7 @@ def default_worker_launch(
     Returns:
         The launch description.
     """
-    argv = [
-        sys.executable,
-        "-m",
+    argv = python_module_command(
         "codetune_studio.worker",
         "--recipe",
         str(recipe_file),
@@ -94,7 +95,7 @@ def default_worker_launch(
         "--data-dir",
         str(data_dir),
         "--record",
-    ]
+    )
     if resume_from is not None:
         argv += ["--resume", str(resume_from)]
     if online:
@@ -164,6 +165,7 @@ class StudioServices:
         test_database: Tries a database URL for the Settings dialog.
         resources: The folder with sample datasets, recipes and docs.
         fallback_reason: Why the local store stands in for an unreachable PostgreSQL, if it does.
+        audit: Records keys set or deleted and database switches; ``None`` records nothing.
     """
 
     experiments: ExperimentService
@@ -177,6 +179,7 @@ class StudioServices:
     test_database: Callable[[str, Path], str] = probe_database
     resources: Path = field(default_factory=resources_dir)
     fallback_reason: str | None = None
+    audit: AuditService | None = None
 
     @property
     def analysis(self) -> AnalysisService:

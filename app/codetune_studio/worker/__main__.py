@@ -109,6 +109,9 @@ def _run(args: argparse.Namespace, sink: EventSink, cancel: CancelToken) -> int:
     finally:
         if recording is not None:
             recording.close()
+    if recording is not None and recording.recorder.storage_problem:
+        logger.error("%s", recording.recorder.storage_problem)
+        return 1  # trained, but the record is incomplete: not a clean success
     return exit_code_for(result.status)
 
 

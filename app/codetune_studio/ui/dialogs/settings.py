@@ -22,14 +22,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from codetune_studio.core.audit import AuditAction
 from codetune_studio.core.errors import CodetuneError
 from codetune_studio.secrets.store import KNOWN_SECRETS
+from codetune_studio.services.credentials import (
+    mask_database_url,
+    resolve_database_url,
+    store_database_url,
+)
 from codetune_studio.settings.model import DatabaseSettings
 from codetune_studio.ui import notify
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from codetune_studio.settings import AppSettings, SettingsStore
     from codetune_studio.ui.studio_services import StudioServices
 
@@ -79,6 +87,10 @@ class SettingsDialog(QDialog):
         self.url_edit.setPlaceholderText(
             "empty: the local SQLite store; or postgresql+psycopg://user@host/db"
         )
+        self.url_edit.setToolTip(
+            "A password typed here is moved to the system keyring when you save; "
+            "the settings file keeps the URL without it."
+        )
         form.addRow("URL", self.url_edit)
         self.fallback_check = QCheckBox(
             "Use the local store when the server is unreachable", database
@@ -105,7 +117,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.restart_note)
         layout.addWidget(database)
 
-        keys = QGroupBox("API keys (stored in the system keyring)", self)
+        keys = QGroupBox("Keys and passwords (stored in the system keyring)", self)
         keys_form = QFormLayout(keys)
         for name, kind in KNOWN_SECRETS.items():
             row = QHBoxLayout()
@@ -186,13 +198,18 @@ class SettingsDialog(QDialog):
         self.test_button.setEnabled(False)
         self.test_result.setText("Connecting…")
         self._test = run_in_thread(
-            self._services.test_database,
+            self._probe_database,
             self.url_edit.text().strip(),
             self._services.paths.database_file,
             on_return=self._on_test_returned,
             on_error=self._on_test_errored,
             on_finish=lambda: self.test_button.setEnabled(True),
         )
+
+    def _probe_database(self, url: str, sqlite_path: Path) -> str:
+        # Runs off the GUI thread: the keyring and the server may both take a while.
+        resolved = resolve_database_url(url, self._services.secrets) if url else url
+        return self._services.test_database(resolved or "", sqlite_path)
 
     def _on_test_returned(self, message: str) -> None:
         self.test_result.setStyleSheet("color: #16a34a")
@@ -205,6 +222,7 @@ class SettingsDialog(QDialog):
     @safe_slot()
     def _on_remove_key_clicked(self, name: str) -> None:
         if self._services.secrets.delete(name):
+            self._audit(AuditAction.KEY_DELETED, name, {"store": "keyring"})
             notify.info(f"{KNOWN_SECRETS[name].label} key removed from the keyring.")
         self.key_edits[name].clear()
         self._show_key_states()
@@ -230,12 +248,23 @@ class SettingsDialog(QDialog):
             if value:
                 self._services.secrets.set(name, SecretStr(value))
                 edit.clear()
+                self._audit(AuditAction.KEY_SET, name, {"store": "keyring"})
+        # A password in the URL goes to the keyring; the file keeps the URL without it.
+        url = store_database_url(self.url_edit.text().strip() or None, self._services.secrets)
+        if url != (self.url_edit.text().strip() or None):
+            self.url_edit.setText(url or "")
         database = DatabaseSettings(
-            url=self.url_edit.text().strip() or None,
+            url=url,
             fallback_to_sqlite=self.fallback_check.isChecked(),
             connect_timeout_s=self._settings.database.connect_timeout_s,
         )
         restart = self._restart_needed(self.url_edit.text())
+        if restart:
+            self._audit(
+                AuditAction.DATABASE_SWITCHED,
+                mask_database_url(url) if url else "local SQLite store",
+                {"from": mask_database_url(self._settings.database.url or "") or "local"},
+            )
         self._settings = self._store.update(
             database=database, offline=self.offline_check.isChecked()
         )
@@ -246,6 +275,11 @@ class SettingsDialog(QDialog):
             notify.info("Settings saved. Restart CodeTune Studio to use the new database.")
         else:
             notify.info("Settings saved.")
+
+    def _audit(self, action: str, target: str, details: dict[str, object]) -> None:
+        # Off the GUI thread: the audit log is a database write.
+        if self._services.audit is not None:
+            run_in_thread(self._services.audit.record_quietly, action, target, details)
 
     def done(self, result: int) -> None:
         if self._test is not None:
