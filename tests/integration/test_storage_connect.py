@@ -11,7 +11,7 @@ import pytest
 from codetune_studio.core.errors import StorageUnavailableError
 from codetune_studio.services.database import DatabaseService, open_database
 from codetune_studio.services.experiments import ExperimentService
-from codetune_studio.storage.db import Database
+from codetune_studio.storage.db import SCHEMA_HEAD, Database
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,7 +106,7 @@ def test_upgrade_can_be_left_to_an_explicit_db_upgrade(tmp_path: Path) -> None:
     try:
         service = DatabaseService(opened.database)
         assert service.status().revision is None
-        assert service.upgrade() == (None, "0001")
+        assert service.upgrade() == (None, SCHEMA_HEAD)
         assert service.status().is_current
     finally:
         opened.close()

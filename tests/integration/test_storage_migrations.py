@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from codetune_studio.services.database import DatabaseService
 from codetune_studio.services.experiments import ExperimentService
-from codetune_studio.storage.db import Database
+from codetune_studio.storage.db import SCHEMA_HEAD, Database
 from codetune_studio.storage.orm import Base
 
 if TYPE_CHECKING:
@@ -47,13 +47,13 @@ def test_upgrade_reaches_head_and_the_schema_matches_the_orm(database: Database)
     before, after = database.upgrade()
 
     assert (before, after) == (None, database.head_revision())
-    assert database.current_revision() == "0001"
+    assert database.current_revision() == database.head_revision()
     assert _schema_diff(database) == []
 
 
 def test_upgrading_twice_changes_nothing(database: Database) -> None:
     database.upgrade()
-    assert database.upgrade() == ("0001", "0001")
+    assert database.upgrade() == (database.head_revision(), database.head_revision())
     assert _schema_diff(database) == []
 
 
@@ -113,10 +113,13 @@ def test_two_studios_upgrading_one_fresh_postgres_database_at_once_both_succeed(
     try:
         assert errors == []
         # One studio migrated from scratch; the other waited on the lock and found it done.
-        assert sorted(results, key=lambda r: r[0] or "") == [(None, "0001"), ("0001", "0001")]
+        assert sorted(results, key=lambda r: r[0] or "") == [
+            (None, SCHEMA_HEAD),
+            (SCHEMA_HEAD, SCHEMA_HEAD),
+        ]
         with studios[0].engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0001",)]
+        assert versions == [(SCHEMA_HEAD,)]
         assert _schema_diff(studios[0]) == []
     finally:
         for db in studios:
@@ -148,7 +151,7 @@ def test_sqlite_store_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -
 def test_schema_head_constant_names_the_newest_migration_script() -> None:
     from alembic.script import ScriptDirectory
 
-    from codetune_studio.storage.db import SCHEMA_HEAD, alembic_config
+    from codetune_studio.storage.db import alembic_config
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
 
@@ -172,4 +175,4 @@ def test_opening_an_up_to_date_database_does_not_load_alembic(tmp_path: Path) ->
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["True", "False", "0001"]
+    assert result.stdout.split() == ["True", "False", SCHEMA_HEAD]

@@ -108,8 +108,17 @@ class ExperimentService:
         logger.info("Created run %s (%s)", run.id, run.name)
         return run
 
-    def start_run(self, run_id: int, *, pid: int | None = None, host: str | None = None) -> Run:
+    def start_run(
+        self,
+        run_id: int,
+        *,
+        pid: int | None = None,
+        host: str | None = None,
+        total_steps: int | None = None,
+    ) -> Run:
         """Mark a PENDING run as RUNNING in this (or the given) process.
+
+        ``total_steps``, when known, is kept so the runs list can show steps done of total.
 
         Raises:
             NotFoundError: If the run does not exist.
@@ -117,7 +126,10 @@ class ExperimentService:
         """
         with self._uow() as session:
             row = RunRepository(session).mark_running(
-                run_id, pid=pid if pid is not None else os.getpid(), host=host or current_host()
+                run_id,
+                pid=pid if pid is not None else os.getpid(),
+                host=host or current_host(),
+                total_steps=total_steps,
             )
             return Run.model_validate(row, from_attributes=True)
 

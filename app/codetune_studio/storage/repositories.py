@@ -250,7 +250,9 @@ class RunRepository(_Repository):
         """
         return self._require(RunRow, run_id, "Run")
 
-    def mark_running(self, run_id: int, *, pid: int, host: str) -> RunRow:
+    def mark_running(
+        self, run_id: int, *, pid: int, host: str, total_steps: int | None = None
+    ) -> RunRow:
         """Record that a worker started training a PENDING run.
 
         Raises:
@@ -267,6 +269,8 @@ class RunRepository(_Repository):
         row.host = host
         row.started_at = now
         row.heartbeat_at = now
+        if total_steps is not None:
+            row.total_steps = total_steps
         self._session.flush()
         return row
 
