@@ -18,6 +18,7 @@ from codetune_studio.cli.tables import fmt_time, print_table
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from types import FrameType
 
     from codetune_studio.cli.types import Subparsers
@@ -123,7 +124,12 @@ def _list(args: argparse.Namespace, context: CliContext) -> int:
     return 0
 
 
-def make_runner(context: CliContext, *, run_timeout_s: float | None = None) -> QueueRunner:
+def make_runner(
+    context: CliContext,
+    *,
+    run_timeout_s: float | None = None,
+    on_message: Callable[[str], None] = echo,
+) -> QueueRunner:
     """A queue runner for this machine, with the command line's database and folders."""
     from codetune_studio.services.queue import DEFAULT_RUN_TIMEOUT_S, QueueRunner, WorkerOptions
 
@@ -135,7 +141,7 @@ def make_runner(context: CliContext, *, run_timeout_s: float | None = None) -> Q
         online=not context.offline,
         run_timeout_s=run_timeout_s or DEFAULT_RUN_TIMEOUT_S,
     )
-    return QueueRunner(_service(context), options, on_message=echo)
+    return QueueRunner(_service(context), options, on_message=on_message)
 
 
 def _run(args: argparse.Namespace, context: CliContext) -> int:

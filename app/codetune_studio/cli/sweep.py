@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codetune_studio.cli.context import CliContext, echo
+from codetune_studio.cli.context import CliContext, echo, echo_notice
 
 if TYPE_CHECKING:
     import argparse
@@ -61,10 +61,12 @@ def _sweep(args: argparse.Namespace, context: CliContext) -> int:
     sweep = queue_sweep(
         QueueService(database), recipe, variants, name=recipe.name or args.recipe.stem
     )
-    echo(f"Queued sweep {sweep.sweep_id}: runs {', '.join(str(r.id) for r in sweep.runs)}")
+    # With --format json, stdout carries the JSON document alone; progress goes to stderr.
+    say = echo_notice if args.format == "json" else echo
+    say(f"Queued sweep {sweep.sweep_id}: runs {', '.join(str(r.id) for r in sweep.runs)}")
     if not args.run:
         return 0
-    runner = make_runner(context)
+    runner = make_runner(context, on_message=say)
     # Run exactly this sweep's runs: other queued work may be in line before it.
     ids = {run.id for run in sweep.runs}
     done = 0

@@ -63,6 +63,12 @@ class ExperimentService:
 
     def __init__(self, database: Database) -> None:
         self._uow = database.unit_of_work
+        self._database = database
+
+    @property
+    def database(self) -> Database:
+        """The database this service works on (for sibling services on the same store)."""
+        return self._database
 
     # Runs -----------------------------------------------------------------------------------
 
@@ -77,6 +83,7 @@ class ExperimentService:
         config_id: int | None = None,
         dataset_id: int | None = None,
         resumed_from_id: int | None = None,
+        parent_run_id: int | None = None,
     ) -> Run:
         """Create a PENDING run with a snapshot of its recipe.
 
@@ -89,6 +96,7 @@ class ExperimentService:
             config_id: The saved config it came from.
             dataset_id: The registered dataset it trains on.
             resumed_from_id: The run whose checkpoint it resumes.
+            parent_run_id: The run it was cloned from.
 
         Returns:
             The new run.
@@ -103,6 +111,7 @@ class ExperimentService:
                 config_id=config_id,
                 dataset_id=dataset_id,
                 resumed_from_id=resumed_from_id,
+                parent_run_id=parent_run_id,
             )
             run = Run.model_validate(row, from_attributes=True)
         logger.info("Created run %s (%s)", run.id, run.name)
@@ -218,6 +227,17 @@ class ExperimentService:
         """Return one metric of one run, ordered by step."""
         with self._uow() as session:
             return MetricRepository(session).curve(run_id, name)
+
+    def metric_points_after(self, run_id: int, after_step: int) -> list[MetricPoint]:
+        """Every metric point of a run at a step after ``after_step``, ordered by step.
+
+        Following a run calls this with the last step it has seen, so each poll reads only
+        the new rows (one query) instead of every whole curve.
+        """
+        from codetune_studio.storage.run_history import RunHistoryRepository
+
+        with self._uow() as session:
+            return RunHistoryRepository(session).points_after(run_id, after_step)
 
     def metric_names(self, run_id: int) -> list[str]:
         """Return the names of the metrics a run has logged."""

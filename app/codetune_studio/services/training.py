@@ -74,6 +74,7 @@ class TrainingRunService:
         name: str | None = None,
         output_dir: Path | None = None,
         resume: str | None = None,
+        parent_run_id: int | None = None,
     ) -> PlannedRun:
         """Record a new PENDING run and prepare its folder.
 
@@ -83,6 +84,7 @@ class TrainingRunService:
             output_dir: Where to write; by default the recipe's ``output_dir``, else a new
                 folder under the runs folder. A resumed run continues in its predecessor's folder.
             resume: ``latest``, a run id, a run folder or a checkpoint folder to continue from.
+            parent_run_id: The run this one was cloned from ("Clone into Parameters").
 
         Returns:
             The run and where it writes.
@@ -103,6 +105,7 @@ class TrainingRunService:
             recipe.model_dump(mode="json"),
             output_dir=str(folder),
             resumed_from_id=previous.id if previous else None,
+            parent_run_id=parent_run_id,
         )
         return PlannedRun(run=run, output_dir=folder, resume_from=checkpoint)
 

@@ -221,6 +221,7 @@ class RunRepository(_Repository):
         config_id: int | None = None,
         dataset_id: int | None = None,
         resumed_from_id: int | None = None,
+        parent_run_id: int | None = None,
     ) -> RunRow:
         """Create a PENDING run.
 
@@ -237,6 +238,8 @@ class RunRepository(_Repository):
             config_id=config_id,
             dataset_id=dataset_id,
             resumed_from_id=resumed_from_id,
+            parent_run_id=parent_run_id,
+            tags=[],
         )
         self._session.add(row)
         self._session.flush()

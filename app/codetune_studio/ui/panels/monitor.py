@@ -520,16 +520,23 @@ class MonitorPanel(Panel):
 def _fetch_new_points(
     experiments: ExperimentService, run_id: int, since: dict[str, float | None]
 ) -> tuple[int, RunStatus, dict[str, list[MetricPoint]]]:
-    """Read a followed run's status and the metric points newer than what is shown."""
+    """Read a followed run's status and the metric points newer than what is shown.
+
+    Two queries per poll whatever the run's length: its status, and the rows from the last step
+    shown on. That step is read again because a batch may have stored its training loss before
+    its evaluation; points already shown are skipped here.
+    """
     status = experiments.get_run(run_id).status
+    shown = [step for step in since.values() if step is not None]
+    after = int(max(shown)) - 1 if shown else -1
     result: dict[str, list[MetricPoint]] = {}
-    for name in experiments.metric_names(run_id):
-        key = canonical_metric(name)
+    for point in experiments.metric_points_after(run_id, after):
+        key = canonical_metric(point.name)
         if key not in SERIES:
             continue
         last = since.get(key)
-        curve = experiments.metric_curve(run_id, name)
-        result[key] = [point for point in curve if last is None or point.step > last]
+        if last is None or point.step > last:
+            result.setdefault(key, []).append(point)
     return run_id, status, result
 
 
