@@ -120,7 +120,30 @@ def test_a_queue_of_three_continues_past_the_failed_second_and_compares_by_learn
     assert "INFO" in out
     shown = _json(database_url, home, capsys, "runs", "show", str(ids[2]))
     assert Path(shown["output_dir"], "adapter").is_dir()
-    assert shown["model_versions"]
+    (version,) = shown["model_versions"]
+    assert version["base_revision"].startswith("sha256:")  # the local base folder's hash
+
+    # Rerun with a change: the clone records its parent, and the lineage shows it.
+    status, out = _cli(
+        database_url,
+        home,
+        "queue",
+        "add",
+        "--clone",
+        str(ids[2]),
+        "--set",
+        "training.learning_rate=5e-2",
+        capsys=capsys,
+    )
+    assert status == 0, out
+    (clone,) = _json(database_url, home, capsys, "queue", "list")
+    lineage = _json(database_url, home, capsys, "runs", "show", str(clone["id"]))["lineage"]
+    assert [(step["run_id"], step["relation"]) for step in lineage] == [
+        (clone["id"], ""),
+        (ids[2], "cloned from"),
+    ]
+    status, _ = _cli(database_url, home, "queue", "remove", str(clone["id"]), capsys=capsys)
+    assert status == 0
 
 
 def test_a_2x2_sweep_runs_compares_and_lines_up_batch_sizes_by_tokens(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from codetune_studio.cli.types import Subparsers
     from codetune_studio.core.models import Run
+    from codetune_studio.core.recipe import TrainingRecipe
     from codetune_studio.services.queue import QueueRunner, QueueService
 
 __all__ = ["make_runner", "register"]
@@ -33,8 +34,14 @@ def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("queue", help="queue recipes and run them one after another")
     commands = parser.add_subparsers(title="queue commands", metavar="ACTION", required=True)
 
-    add = commands.add_parser("add", help="queue one or more recipes")
-    add.add_argument("recipes", type=Path, nargs="+", metavar="RECIPE")
+    add = commands.add_parser("add", help="queue one or more recipes, or a clone of a run")
+    add.add_argument("recipes", type=Path, nargs="*", metavar="RECIPE")
+    add.add_argument(
+        "--clone",
+        type=int,
+        metavar="RUN_ID",
+        help="queue this run's recipe (with --set changes); the new run records it as its parent",
+    )
     add.add_argument(
         "--set",
         dest="overrides",
@@ -80,17 +87,23 @@ def _service(context: CliContext) -> QueueService:
 
 
 def _add(args: argparse.Namespace, context: CliContext) -> int:
-    from codetune_studio.core.recipe import apply_overrides, load_recipe
+    from codetune_studio.core.errors import ConfigError
+    from codetune_studio.core.recipe import apply_overrides, load_recipe, parse_recipe
 
-    recipes = []
-    for path in args.recipes:  # validate all first: a bad file queues nothing
-        recipe = load_recipe(path)
-        if args.overrides:
-            recipe = apply_overrides(recipe, args.overrides)
-        recipes.append((path, recipe))
+    if not args.recipes and args.clone is None:
+        raise ConfigError("queue add: give one or more RECIPE files, or --clone RUN_ID")
     queue = _service(context)
-    for path, recipe in recipes:
-        run = queue.add(recipe, name=args.name or recipe.name or path.stem)
+    recipes: list[tuple[str, TrainingRecipe, int | None]] = []
+    for path in args.recipes:  # validate all first: a bad file queues nothing
+        recipes.append((path.stem, load_recipe(path), None))
+    if args.clone is not None:
+        source = queue.get(args.clone)
+        recipe = parse_recipe(source.recipe, source=f"run {source.id}")
+        recipes.append((source.name, recipe.model_copy(update={"output_dir": None}), source.id))
+    if args.overrides:
+        recipes = [(n, apply_overrides(r, args.overrides), p) for n, r, p in recipes]
+    for stem, recipe, parent in recipes:
+        run = queue.add(recipe, name=args.name or recipe.name or stem, parent_run_id=parent)
         echo(f"Queued run {run.id} ({run.name}) at position {run.queue_position}")
     return 0
 

@@ -180,14 +180,18 @@ class TrainingRunService:
             The new model version, or ``None`` when the run did not finish with an output.
         """
         from codetune_studio.core.recipe import recipe_hash
+        from codetune_studio.services.model_identity import base_model_identity
 
         if result.status is not RunStatus.FINISHED or result.adapter_path is None:
             return None
         parent = self._newest_version_of(run.resumed_from_id)
+        # The runs folder sits in the data folder, where the starter model is cached too.
+        base_revision = base_model_identity(recipe.model, self._runs_dir.parent)
         version = self._experiments.add_model_version(
             f"{run.name} (run {run.id})",
             path=str(result.adapter_path),
             base_model=recipe.model,
+            base_revision=base_revision,
             run_id=run.id,
             dataset_fingerprint=result.dataset_fingerprint,
             recipe_hash=recipe_hash(recipe),
