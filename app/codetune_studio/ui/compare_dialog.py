@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QSplitter,
     QTableWidget,
@@ -107,6 +108,7 @@ class CompareDialog(QDialog):
         layout.addLayout(controls)
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.plot_holder = QWidget(self)
+        self.plot_holder.setMinimumHeight(300)
         QVBoxLayout(self.plot_holder).setContentsMargins(0, 0, 0, 0)
         splitter.addWidget(self.plot_holder)
         tabs = QTabWidget(self)
@@ -116,12 +118,14 @@ class CompareDialog(QDialog):
         self.diff_table.setObjectName("compareDiff")
         for table in (self.results_table, self.diff_table):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-            table.horizontalHeader().setStretchLastSection(True)
+            # Every run gets an equal column, so the best one does not stand out by width.
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         tabs.addTab(self.results_table, "Results")
         tabs.addTab(self.diff_table, "Recipe differences")
         splitter.addWidget(tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([460, 260])
         layout.addWidget(splitter, 1)
 
     # --- loading ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -139,6 +140,8 @@ class RunsView(QWidget):
         self.runs_table.setAlternatingRowColors(True)
         self.runs_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.runs_table.verticalHeader().setVisible(False)
+        self.runs_table.verticalHeader().setDefaultSectionSize(24)
+        self.runs_table.setWordWrap(False)
         self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header_view = self.runs_table.horizontalHeader()
         header_view.setStretchLastSection(True)
@@ -162,7 +165,8 @@ class RunsView(QWidget):
         splitter.addWidget(self.runs_stack)
         splitter.addWidget(self.detail)
         splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 220])
         layout.addWidget(splitter, 1)
 
     def _build_filters(self) -> QHBoxLayout:
@@ -536,14 +540,19 @@ class RunDetail(QTabWidget):
         self.note_edit = QPlainTextEdit(summary)
         self.note_edit.setObjectName("runNote")
         self.note_edit.setPlaceholderText("A note about this run")
-        self.note_edit.setMaximumHeight(70)
+        self.note_edit.setMaximumHeight(48)
         form.addRow("Note", self.note_edit)
         self.save_button = QPushButton("Save tags and note", summary)
         self.save_button.setObjectName("saveRunLabels")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._on_save_button_clicked)
         form.addRow(self.save_button)
-        self.addTab(summary, "Summary")
+        # Scrolls rather than pushing the runs table to a few rows when space is short.
+        scroller = QScrollArea(self)
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroller.setWidget(summary)
+        self.addTab(scroller, "Summary")
         self.recipe_view = QPlainTextEdit(self)
         self.recipe_view.setReadOnly(True)
         self.addTab(self.recipe_view, "Recipe")

@@ -105,6 +105,8 @@ class ModelsPanel(Panel):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.setWordWrap(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         splitter.addWidget(self.table)
         self.lineage_label = QLabel("Select a model version to see its lineage.", self)
@@ -114,6 +116,7 @@ class ModelsPanel(Panel):
         self.lineage_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.lineage_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         splitter.addWidget(self.lineage_label)
+        splitter.setSizes([200, 120])
         layout.addWidget(splitter, 1)
 
     def refresh(self) -> None:
