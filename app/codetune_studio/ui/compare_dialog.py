@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QComboBox,
@@ -36,6 +37,14 @@ if TYPE_CHECKING:
     from codetune_studio.ui.studio_services import StudioServices
 
 __all__ = ["CompareDialog"]
+
+#: x and y arrays of one run's curve, per x axis.
+_Series = dict[str, tuple[Any, Any]]
+_EMPTY: tuple[float, ...] = ()
+#: Longest the GUI thread spends drawing curves before letting other events through.
+_SLICE_S = 0.015
+#: A legend beyond this many runs hides the plot; the results table names them instead.
+_LEGEND_MAX_RUNS = 12
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +92,10 @@ class CompareDialog(QDialog):
         self.curves: list[Curve] = []
         self._tasks: list[TaskHandle] = []
         self._plot: Any = None
+        self._series: dict[int, _Series] = {}
+        self._items: dict[int, Any] = {}
+        self._pending: list[int] = []
+        self._generation = 0
         self._build_ui()
         self.axis_combo.currentTextChanged.connect(self._on_axis_combo_changed)
         self.metric_combo.currentTextChanged.connect(self._on_metric_combo_changed)
@@ -144,9 +157,10 @@ class CompareDialog(QDialog):
         metric = self.metric_combo.currentText()
         self._tasks.append(
             run_in_thread(
-                self.services.history.curves,
+                _fetch_series,
+                self.services,
                 self.run_ids,
-                [metric],
+                metric,
                 on_return=self._on_curves_returned,
             )
         )
@@ -186,10 +200,12 @@ class CompareDialog(QDialog):
         self._redraw()
 
     @safe_slot()
-    def _on_curves_returned(self, curves: list[Curve]) -> None:
-        if curves and curves[0].name != self.metric_combo.currentText():
+    def _on_curves_returned(self, result: tuple[str, list[Curve], dict[int, _Series]]) -> None:
+        metric, curves, series = result
+        if metric != self.metric_combo.currentText():
             return  # an older request; the newer one follows
         self.curves = curves
+        self._series = series
         self._redraw()
 
     @safe_slot()
@@ -210,7 +226,6 @@ class CompareDialog(QDialog):
         if self._plot is None:
             self._plot = new_plot_widget(self.plot_holder)
             self._plot.setObjectName("comparePlot")
-            self._plot.addLegend()
             self._plot.showGrid(x=True, y=True, alpha=0.2)
             holder_layout = self.plot_holder.layout()
             if holder_layout is not None:
@@ -218,37 +233,75 @@ class CompareDialog(QDialog):
         return self._plot
 
     def _redraw(self) -> None:
+        """Point every run's curve at the chosen axis, a few runs per event-loop turn.
+
+        Curves are created once and then only get new data, and the work is sliced so that a
+        comparison of a hundred long runs never holds the GUI thread for long.
+        """
         plot = self._ensure_plot()
-        plot.clear()
         axis: Axis = self.axis_combo.currentText()  # type: ignore[assignment]
         plot.setLabel("bottom", _AXIS_LABELS[axis])
         plot.setLabel("left", self.metric_combo.currentText())
-        for index, curve in enumerate(self.curves):
-            xs = x_values(curve, axis)
-            points = [(x, y) for x, y in zip(xs, curve.values, strict=True) if math.isfinite(x + y)]
-            if not points:
-                continue
-            best = self.comparison is not None and self.comparison.best_run_id == curve.run_id
-            import pyqtgraph as pg
+        if plot.getPlotItem().legend is None and 0 < len(self.run_ids) <= _LEGEND_MAX_RUNS:
+            plot.addLegend()
+        self._pending = [curve.run_id for curve in self.curves]
+        self._generation += 1
+        self._draw_some(self._generation)
 
-            pen = pg.mkPen(_PALETTE[index % len(_PALETTE)], width=3 if best else 1.5)
-            item = plot.plot(
-                [p[0] for p in points],
-                [p[1] for p in points],
-                pen=pen,
-                name=self._run_label(curve.run_id),
-            )
-            item.setClipToView(True)
-            item.setDownsampling(auto=True)
+    def _draw_some(self, generation: int) -> None:
+        if generation != self._generation or self._plot is None:
+            return  # a newer redraw took over
+        import pyqtgraph as pg
+
+        axis = self.axis_combo.currentText()
+        started = time.perf_counter()
+        while self._pending and time.perf_counter() - started < _SLICE_S:
+            run_id = self._pending.pop(0)
+            xs, ys = self._series.get(run_id, {}).get(axis, (_EMPTY, _EMPTY))
+            item = self._items.get(run_id)
+            if item is None:
+                index = self.run_ids.index(run_id)
+                best = self.comparison is not None and self.comparison.best_run_id == run_id
+                pen = pg.mkPen(_PALETTE[index % len(_PALETTE)], width=3 if best else 1.5)
+                item = self._plot.plot(name=self._run_label(run_id), pen=pen)
+                item.setClipToView(True)
+                item.setDownsampling(auto=True, method="peak")
+                self._items[run_id] = item
+            item.setData(xs, ys)
+        if self._pending:
+            QTimer.singleShot(0, lambda: self._draw_some(generation))
 
     def plotted_runs(self) -> list[int]:
-        """The runs with a curve on the plot (for tests)."""
-        return [curve.run_id for curve in self.curves if curve.steps]
+        """The runs whose curve is drawn (with at least one point)."""
+        return [
+            run_id
+            for run_id, item in self._items.items()
+            if item.xData is not None and len(item.xData)
+        ]
 
     def done(self, result: int) -> None:
         for task in self._tasks:
             task.cancel()
         super().done(result)
+
+
+def _fetch_series(
+    services: StudioServices, run_ids: list[int], metric: str
+) -> tuple[str, list[Curve], dict[int, _Series]]:
+    """Curves of one metric, as finite NumPy arrays per x axis (runs on a worker thread)."""
+    import numpy as np
+
+    curves = services.history.curves(run_ids, [metric])
+    series: dict[int, _Series] = {}
+    for curve in curves:
+        ys = np.asarray(curve.values, dtype=float)
+        per_axis: _Series = {}
+        for axis in AXES:
+            xs = np.asarray(x_values(curve, axis), dtype=float)
+            keep = np.isfinite(xs) & np.isfinite(ys)
+            per_axis[axis] = (xs[keep], ys[keep])
+        series[curve.run_id] = per_axis
+    return metric, curves, series
 
 
 def _fmt(value: float | None) -> str:
