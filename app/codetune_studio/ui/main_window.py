@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from codetune_studio.core.recipe import TrainingRecipe
     from codetune_studio.services.runs import StaleRun
     from codetune_studio.settings import AppSettings, SettingsStore
+    from codetune_studio.ui.compare_dialog import CompareDialog
     from codetune_studio.ui.panels.base import Panel
     from codetune_studio.ui.run_host import RunController, RunOutcome
     from codetune_studio.ui.runs_model import RunsTableModel
@@ -535,7 +536,7 @@ class MainWindow(QMainWindow):
     def _on_compare_triggered(self) -> None:
         self.compare_runs([run.id for run in self.runs_view.selected_runs()])
 
-    def compare_runs(self, run_ids: list[int], *, metric: str = "eval_loss") -> QWidget:
+    def compare_runs(self, run_ids: list[int], *, metric: str = "eval_loss") -> CompareDialog:
         """Open a comparison of these runs (two or more) in its own window.
 
         Returns:
