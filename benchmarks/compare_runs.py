@@ -191,6 +191,18 @@ def compare_under_load(
     }
 
 
+def _ensure_tiny_starter(data_dir: Path) -> None:
+    # As in gui_responsiveness.py: a small starter model, so the worker trains at once.
+    from codetune_studio.engine.starter import (
+        STARTER_NAME,
+        build_tiny_model_and_tokenizer,
+        is_starter_cached,
+    )
+
+    if not is_starter_cached(data_dir):
+        build_tiny_model_and_tokenizer(data_dir / "models" / STARTER_NAME, hidden=128, layers=2)
+
+
 def _wait(app: Any, seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -234,8 +246,6 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="codetune-compare-bench-"))
     paths = resolve_paths(data_dir).ensure()
     if not args.no_training:
-        from benchmarks.gui_responsiveness import _ensure_tiny_starter
-
         _ensure_tiny_starter(paths.data_dir)
     opened = open_database(args.database, sqlite_path=paths.database_file, allow_fallback=False)
     experiments = ExperimentService(opened.database)
