@@ -205,3 +205,15 @@ def test_the_models_view_shows_a_version_and_its_lineage_as_a_chain(
     text = panel.lineage_label.text()
     assert text.index("model v2") < text.index("resumed from") < text.index("model v1")
     assert "tiny-model" in text
+
+
+def test_run_queue_here_starts_a_queue_runner_that_drains_and_ends(
+    make_window: Any, qtbot: Any, services: StudioServices
+) -> None:
+    window = make_window()
+    panel = window.queue_panel
+    panel.start_runner()  # an empty queue: the runner starts, finds nothing, and exits
+    assert panel.run_button.text() == "Stop queue"
+    qtbot.waitUntil(lambda: not panel.running, timeout=60_000)
+    qtbot.waitUntil(lambda: "exit status 0" in panel.status_label.text(), timeout=5000)
+    assert panel.run_button.text() == "Run queue here"
