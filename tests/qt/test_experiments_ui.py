@@ -217,3 +217,19 @@ def test_run_queue_here_starts_a_queue_runner_that_drains_and_ends(
     qtbot.waitUntil(lambda: not panel.running, timeout=60_000)
     qtbot.waitUntil(lambda: "exit status 0" in panel.status_label.text(), timeout=5000)
     assert panel.run_button.text() == "Run queue here"
+
+
+def test_following_a_run_from_the_database_shows_its_log_too(
+    make_window: Any, qtbot: Any, services: StudioServices, tmp_path: Path
+) -> None:
+    folder = tmp_path / "elsewhere-run"
+    folder.mkdir()
+    record = {"time": "2026-12-01T10:00:00", "level": "INFO", "message": "step 3 of 3"}
+    (folder / "worker.log").write_text(json.dumps(record) + "\n")
+    run_id = _finished(services.experiments, "followed", _recipe(), 1.0)
+    services.history.record_progress_info(run_id, log_path=str(folder / "worker.log"))
+    window = make_window()
+    window.follow(services.experiments.get_run(run_id))
+    log = window.monitor_panel.log_view
+    qtbot.waitUntil(lambda: "INFO step 3 of 3" in log.toPlainText(), timeout=5000)
+    qtbot.waitUntil(lambda: window.monitor_panel.point_count("loss") == 2, timeout=5000)

@@ -36,7 +36,13 @@ if TYPE_CHECKING:
 
     from codetune_studio.storage.db import Database
 
-__all__ = ["LOG_FILE_NAME", "RunFilter", "RunHistoryService", "render_log_line"]
+__all__ = [
+    "LOG_FILE_NAME",
+    "RunFilter",
+    "RunHistoryService",
+    "read_log_increment",
+    "render_log_line",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +120,34 @@ def render_log_line(line: str) -> str:
                 text += "\n" + str(record["traceback"])
             return text.strip()
     return line
+
+
+def read_log_increment(
+    path: Path, offset: int, *, first_bytes: int = 256 * 1024
+) -> tuple[int, list[str]]:
+    """The complete lines appended to a worker log since ``offset``, readable.
+
+    Args:
+        path: The log file.
+        offset: Where the previous call stopped (0 at first: then only the last
+            ``first_bytes`` are read, so a long log does not flood the view).
+        first_bytes: How much of a long log the first call reads.
+
+    Returns:
+        The offset to pass next time, and the new lines (a partial last line waits).
+    """
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            if offset == 0 and size > first_bytes:
+                offset = size - first_bytes
+            handle.seek(offset)
+            data = handle.read()
+    except OSError:
+        return offset, []
+    end = data.rfind(b"\n") + 1
+    text = data[:end].decode("utf-8", "replace")
+    return offset + end, [render_log_line(line) for line in text.splitlines() if line]
 
 
 class RunHistoryService:

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from codetune_studio.core.status import RunStatus
-from codetune_studio.services.history import RunFilter, render_log_line
+from codetune_studio.services.history import RunFilter, read_log_increment
 from codetune_studio.services.runs import StaleRun, find_stale_runs, mark_lost_run_failed
 from codetune_studio.ui import notify
 from codetune_studio.ui.runs_model import RunsTableModel
@@ -683,16 +683,6 @@ def _load_detail(
 
 
 def _read_log(path: Path, offset: int, run_id: int | None) -> tuple[int | None, int, list[str]]:
-    """The complete lines appended to a log since ``offset`` (the last 256 KiB at first)."""
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            if offset == 0 and size > _LOG_TAIL_BYTES:
-                offset = size - _LOG_TAIL_BYTES
-            handle.seek(offset)
-            data = handle.read()
-    except OSError:
-        return run_id, offset, []
-    end = data.rfind(b"\n") + 1
-    text = data[:end].decode("utf-8", "replace")
-    return run_id, offset + end, [render_log_line(line) for line in text.splitlines() if line]
+    """New lines of a log since ``offset``, tagged with the run they belong to."""
+    new_offset, lines = read_log_increment(path, offset, first_bytes=_LOG_TAIL_BYTES)
+    return run_id, new_offset, lines
