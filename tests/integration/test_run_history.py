@@ -289,3 +289,22 @@ def test_a_random_sample_of_a_grid_is_repeatable_with_its_seed() -> None:
     again = expand_sweep(_recipe(), grid, sample=4, seed=7)
     assert len(first) == 4
     assert [v.overrides for v in first] == [v.overrides for v in again]
+
+
+def test_refreshing_the_list_reuses_the_known_results_of_ended_runs_only(
+    experiments: ExperimentService, history: RunHistoryService
+) -> None:
+    from codetune_studio.core.comparison import RunResults
+
+    ended = _finished_run(experiments, _recipe(), losses=[2.0, 1.0])
+    live = experiments.create_run("live", _recipe().model_dump(mode="json"))
+    experiments.start_run(live.id, pid=1)
+    experiments.record_metrics(live.id, [MetricPoint(1, "loss", 3.0, 0.0)])
+    stale = RunResults(final_loss=99.0)
+
+    summaries = {
+        s.run.id: s.results for s in history.list_runs(known={ended: stale, live.id: stale})
+    }
+
+    assert summaries[ended].final_loss == 99.0  # an ended run's results cannot change
+    assert summaries[live.id].final_loss == 3.0  # a live run's are read again

@@ -32,7 +32,7 @@ from codetune_studio.storage.repositories import ModelVersionRepository, RunRepo
 from codetune_studio.storage.run_history import MetricAggregate, RunHistoryRepository
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from codetune_studio.storage.db import Database
 
@@ -162,10 +162,22 @@ class RunHistoryService:
 
     # Listing ----------------------------------------------------------------------------------
 
-    def list_runs(self, run_filter: RunFilter | None = None) -> list[RunSummary]:
+    def list_runs(
+        self,
+        run_filter: RunFilter | None = None,
+        *,
+        known: Mapping[int, RunResults] | None = None,
+    ) -> list[RunSummary]:
         """Runs newest first with their results, filtered.
 
-        Two aggregate queries fetch the results of every listed run at once.
+        Two aggregate queries fetch the results of every listed run at once. The results of a
+        run that has ended never change: pass the ones already read as ``known`` and only the
+        other runs' metrics are aggregated, so refreshing the list stays cheap however long the
+        history grows.
+
+        Args:
+            run_filter: What to list.
+            known: Results already read, by run id (used for ended runs only).
         """
         run_filter = run_filter or RunFilter()
         with self._uow() as session:
@@ -177,7 +189,7 @@ class RunHistoryService:
                 limit=None if _needs_python_filter(run_filter) else run_filter.limit,
             )
             runs = [Run.model_validate(row, from_attributes=True) for row in rows]
-            summaries = self._summaries(repo, runs)
+            summaries = self._summaries(repo, runs, known or {})
         kept = [summary for summary in summaries if run_filter.matches(summary)]
         return kept[: run_filter.limit] if run_filter.limit is not None else kept
 
@@ -386,9 +398,22 @@ class RunHistoryService:
 
     # Internals --------------------------------------------------------------------------------
 
-    def _summaries(self, repo: RunHistoryRepository, runs: list[Run]) -> list[RunSummary]:
-        stats = repo.aggregates([run.id for run in runs], _RESULT_METRICS)
-        return [RunSummary(run=run, results=_results(run, stats.get(run.id, {}))) for run in runs]
+    def _summaries(
+        self,
+        repo: RunHistoryRepository,
+        runs: list[Run],
+        known: Mapping[int, RunResults] | None = None,
+    ) -> list[RunSummary]:
+        known = known or {}
+        reuse = {run.id for run in runs if run.status.is_terminal and run.id in known}
+        stats = repo.aggregates([run.id for run in runs if run.id not in reuse], _RESULT_METRICS)
+        return [
+            RunSummary(
+                run=run,
+                results=known[run.id] if run.id in reuse else _results(run, stats.get(run.id, {})),
+            )
+            for run in runs
+        ]
 
 
 def _needs_python_filter(run_filter: RunFilter) -> bool:

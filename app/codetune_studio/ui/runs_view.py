@@ -47,7 +47,7 @@ from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from codetune_studio.core.comparison import LineageStep, RunSummary
+    from codetune_studio.core.comparison import LineageStep, RunResults, RunSummary
     from codetune_studio.core.models import ModelVersion, Run
     from codetune_studio.ui.studio_services import StudioServices
 
@@ -90,6 +90,8 @@ class RunsView(QWidget):
         self._can_resume = can_resume
         self._task: TaskHandle | None = None
         self._summaries: list[RunSummary] = []
+        #: Results of ended runs, which never change: not aggregated again on each refresh.
+        self._known_results: dict[int, RunResults] = {}
         #: Runs still RUNNING in the database whose worker stopped reporting, by id.
         self.lost_runs: dict[int, StaleRun] = {}
         #: Asks before deleting a run; tests replace it.
@@ -210,7 +212,9 @@ class RunsView(QWidget):
         """Reload the runs and their results from the database, off the GUI thread."""
         if self._task is not None and not self._task.done:
             return
-        self._task = run_in_thread(_load_runs, self.services, on_return=self._on_runs_returned)
+        self._task = run_in_thread(
+            _load_runs, self.services, dict(self._known_results), on_return=self._on_runs_returned
+        )
 
     @safe_slot()
     def _on_runs_returned(self, result: tuple[list[RunSummary], list[StaleRun]]) -> None:
@@ -220,6 +224,7 @@ class RunsView(QWidget):
         newly_lost = [s for s in stale if s.run.id not in self.lost_runs]
         self.lost_runs = {s.run.id: s for s in stale}
         self._summaries = summaries
+        self._known_results = {s.run.id: s.results for s in summaries if s.run.status.is_terminal}
         self._update_filter_choices()
         self._show_filtered()
         runs = [s.run for s in summaries]
@@ -483,9 +488,11 @@ class RunsView(QWidget):
         self.detail.shutdown()
 
 
-def _load_runs(services: StudioServices) -> tuple[list[RunSummary], list[StaleRun]]:
+def _load_runs(
+    services: StudioServices, known: dict[int, RunResults]
+) -> tuple[list[RunSummary], list[StaleRun]]:
     """Runs with results, and those whose worker stopped reporting (on a worker thread)."""
-    summaries = services.history.list_runs(RunFilter(limit=500))
+    summaries = services.history.list_runs(RunFilter(limit=500), known=known)
     stale = find_stale_runs([s.run for s in summaries], datetime.now(UTC))
     return summaries, stale
 
