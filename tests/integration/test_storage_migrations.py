@@ -55,13 +55,13 @@ def test_upgrade_reaches_head_and_the_schema_matches_the_orm(database: Database)
     before, after = database.upgrade()
 
     assert (before, after) == (None, database.head_revision())
-    assert database.current_revision() == SCHEMA_HEAD
+    assert database.current_revision() == database.head_revision()
     assert _schema_diff(database) == []
 
 
 def test_upgrading_twice_changes_nothing(database: Database) -> None:
     database.upgrade()
-    assert database.upgrade() == (SCHEMA_HEAD, SCHEMA_HEAD)
+    assert database.upgrade() == (database.head_revision(), database.head_revision())
     assert _schema_diff(database) == []
 
 
@@ -159,7 +159,7 @@ def test_sqlite_store_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -
 def test_schema_head_constant_names_the_newest_migration_script() -> None:
     from alembic.script import ScriptDirectory
 
-    from codetune_studio.storage.db import SCHEMA_HEAD, alembic_config
+    from codetune_studio.storage.db import alembic_config
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
 

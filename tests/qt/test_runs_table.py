@@ -48,7 +48,8 @@ def test_a_run_whose_worker_died_shows_as_lost_and_can_be_marked_failed(
     assert window.monitor_panel.run_id == alive.id  # the lost one is not followed
     assert any("stopped reporting" in n.text for n in notify.history())
     menu = window.build_run_menu(experiments.get_run(dead.id))
-    _action(menu, "markFailedAction").trigger()
+    _action(menu, "markFailedAction").trigger()  # recorded off the GUI thread
+    qtbot.waitUntil(lambda: experiments.get_run(dead.id).status is RunStatus.FAILED, timeout=5000)
     failed = experiments.get_run(dead.id)
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
@@ -75,6 +76,8 @@ def test_context_menu_copies_the_id_and_deletes_only_after_confirmation(
     assert names == [
         "followRunAction",
         "resumeRunAction",
+        "cloneRunAction",
+        "compareRunsAction",
         "openRunFolderAction",
         "copyRunIdAction",
         "deleteRunAction",
@@ -91,8 +94,8 @@ def test_context_menu_copies_the_id_and_deletes_only_after_confirmation(
     _action(menu, "deleteRunAction").trigger()
     assert experiments.get_run(run.id).status is RunStatus.CANCELLED  # still there
     window.confirm_delete = lambda r: True
-    _action(menu, "deleteRunAction").trigger()
+    _action(menu, "deleteRunAction").trigger()  # deleted off the GUI thread
     assert asked == [run.id]
-    assert experiments.list_runs() == []
+    qtbot.waitUntil(lambda: experiments.list_runs() == [], timeout=5000)
     assert folder.is_dir()  # files are never deleted
     qtbot.waitUntil(lambda: window.runs_model.rowCount() == 0, timeout=5000)

@@ -18,30 +18,30 @@ from codetune_studio.cli import audit as audit_cmd
 from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
 from codetune_studio.cli import keys as keys_cmd
+from codetune_studio.cli import models as models_cmd
 from codetune_studio.cli import paths as paths_cmd
 from codetune_studio.cli import plugins as plugins_cmd
+from codetune_studio.cli import queue as queue_cmd
+from codetune_studio.cli import runs as runs_cmd
+from codetune_studio.cli import sweep as sweep_cmd
 from codetune_studio.cli import train as train_cmd
 from codetune_studio.cli.context import CliContext, GlobalOptions, echo_error
 from codetune_studio.core.errors import CodetuneError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (
-    paths_cmd,
-    db_cmd,
-    keys_cmd,
-    train_cmd,
-    dataset_cmd,
-    analyze_cmd,
-    plugins_cmd,
-    audit_cmd,
-)
+COMMANDS: tuple[ModuleType, ...] = (
+    paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd, audit_cmd,
+)  # fmt: skip
+#: Run history, queue, sweeps and model versions.
+COMMANDS += (runs_cmd, queue_cmd, sweep_cmd, models_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

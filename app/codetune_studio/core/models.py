@@ -103,6 +103,13 @@ class Run(_Record):
         resumed_from_id: The run whose checkpoint it resumed from.
         config_id: The saved training config it came from, if any.
         dataset_id: The registered dataset it trains on, if any.
+        tags: Labels the user attached, sorted.
+        note: A free-text note.
+        parent_run_id: The run it was cloned from ("Clone into Parameters", a sweep's source).
+        queue_position: Its place in the queue while QUEUED (smaller runs first).
+        sweep_id: The sweep group it belongs to, if any.
+        total_steps: The optimizer steps it will run, once the worker knows.
+        log_path: The worker's log file, on ``host``.
     """
 
     id: int
@@ -121,6 +128,13 @@ class Run(_Record):
     resumed_from_id: int | None = None
     config_id: int | None = None
     dataset_id: int | None = None
+    tags: list[str] = []
+    note: str | None = None
+    parent_run_id: int | None = None
+    queue_position: int | None = None
+    sweep_id: str | None = None
+    total_steps: int | None = None
+    log_path: str | None = None
 
 
 class ModelVersion(_Record):

@@ -40,6 +40,7 @@ __all__ = [
     "CURRENT_SCHEMA_VERSION",
     "DatasetFormat",
     "DatasetSpec",
+    "LaunchSpec",
     "LoraSpec",
     "Method",
     "Precision",
@@ -201,6 +202,30 @@ class LoraSpec(BaseModel):
         raise ValueError("must be 'auto' or a non-empty list of module names")
 
 
+MixedPrecision = Literal["no", "fp16", "bf16", "fp8"]
+
+
+class LaunchSpec(BaseModel):
+    """How to start the worker across processes and machines, in ``accelerate launch``'s terms.
+
+    When a recipe has this section, the window and the queue start the worker through
+    ``accelerate launch`` with these options, so one run can use every GPU of a workstation (or
+    several machines). Field names are the launcher's own flags.
+    """
+
+    model_config = _FROZEN
+
+    num_processes: Int = Field(1, ge=1, le=1024, description="Processes in total (GPUs).")
+    num_machines: Int = Field(1, ge=1, le=1024, description="Machines taking part.")
+    machine_rank: Int = Field(0, ge=0, description="This machine's rank (0: the main one).")
+    main_process_ip: str | None = Field(None, description="The main machine's address.")
+    main_process_port: Int | None = Field(None, ge=1, le=65535)
+    mixed_precision: MixedPrecision | None = Field(None, description="Overrides precision.")
+    gpu_ids: str | None = Field(None, description="Comma-separated GPU ids, or 'all'.")
+    use_cpu: Bool = Field(False, description="Force CPU processes (tests, CPU-only boxes).")
+    dynamo_backend: str | None = Field(None, description="torch.compile backend, e.g. inductor.")
+
+
 class TrainingRecipe(BaseModel):
     """Everything a training run needs, as a user writes it in a recipe file."""
 
@@ -221,6 +246,9 @@ class TrainingRecipe(BaseModel):
     trust_remote_code: Bool = Field(False, description="Run model code from the model's folder.")
     allow_pickle: Bool = Field(
         False, description="Load pickled (.bin) weights; only safetensors otherwise."
+    )
+    launch: LaunchSpec | None = Field(
+        None, description="Start through `accelerate launch` with these options."
     )
 
     @field_validator("schema_version")
@@ -341,7 +369,9 @@ def recipe_hash(recipe: TrainingRecipe) -> str:
     Returns:
         A 64-character hexadecimal SHA-256 of the recipe's canonical JSON.
     """
-    payload = recipe.model_dump(mode="json", exclude={"name"})
+    # A recipe without a launch section hashes as it did before the section existed.
+    exclude = {"name"} if recipe.launch is not None else {"name", "launch"}
+    payload = recipe.model_dump(mode="json", exclude=exclude)
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -10,6 +10,8 @@ __all__ = ["RunStatus"]
 class RunStatus(enum.StrEnum):
     """Lifecycle of a training run, after Lightning's ``TrainerStatus``."""
 
+    #: Waiting in the run queue for a worker to claim it.
+    QUEUED = "QUEUED"
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"

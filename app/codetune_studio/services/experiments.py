@@ -64,6 +64,12 @@ class ExperimentService:
 
     def __init__(self, database: Database) -> None:
         self._uow = database.unit_of_work
+        self._database = database
+
+    @property
+    def database(self) -> Database:
+        """The database this service works on (for sibling services on the same store)."""
+        return self._database
 
     # Runs -----------------------------------------------------------------------------------
 
@@ -78,6 +84,7 @@ class ExperimentService:
         config_id: int | None = None,
         dataset_id: int | None = None,
         resumed_from_id: int | None = None,
+        parent_run_id: int | None = None,
     ) -> Run:
         """Create a PENDING run with a snapshot of its recipe.
 
@@ -90,6 +97,7 @@ class ExperimentService:
             config_id: The saved config it came from.
             dataset_id: The registered dataset it trains on.
             resumed_from_id: The run whose checkpoint it resumes.
+            parent_run_id: The run it was cloned from.
 
         Returns:
             The new run.
@@ -104,13 +112,23 @@ class ExperimentService:
                 config_id=config_id,
                 dataset_id=dataset_id,
                 resumed_from_id=resumed_from_id,
+                parent_run_id=parent_run_id,
             )
             run = Run.model_validate(row, from_attributes=True)
         logger.info("Created run %s (%s)", run.id, run.name)
         return run
 
-    def start_run(self, run_id: int, *, pid: int | None = None, host: str | None = None) -> Run:
+    def start_run(
+        self,
+        run_id: int,
+        *,
+        pid: int | None = None,
+        host: str | None = None,
+        total_steps: int | None = None,
+    ) -> Run:
         """Mark a PENDING run as RUNNING in this (or the given) process.
+
+        ``total_steps``, when known, is kept so the runs list can show steps done of total.
 
         Raises:
             NotFoundError: If the run does not exist.
@@ -118,7 +136,10 @@ class ExperimentService:
         """
         with self._uow() as session:
             row = RunRepository(session).mark_running(
-                run_id, pid=pid if pid is not None else os.getpid(), host=host or current_host()
+                run_id,
+                pid=pid if pid is not None else os.getpid(),
+                host=host or current_host(),
+                total_steps=total_steps,
             )
             return Run.model_validate(row, from_attributes=True)
 
@@ -207,6 +228,17 @@ class ExperimentService:
         """Return one metric of one run, ordered by step."""
         with self._uow() as session:
             return MetricRepository(session).curve(run_id, name)
+
+    def metric_points_after(self, run_id: int, after_step: int) -> list[MetricPoint]:
+        """Every metric point of a run at a step after ``after_step``, ordered by step.
+
+        Following a run calls this with the last step it has seen, so each poll reads only
+        the new rows (one query) instead of every whole curve.
+        """
+        from codetune_studio.storage.run_history import RunHistoryRepository
+
+        with self._uow() as session:
+            return RunHistoryRepository(session).points_after(run_id, after_step)
 
     def metric_names(self, run_id: int) -> list[str]:
         """Return the names of the metrics a run has logged."""

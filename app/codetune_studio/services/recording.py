@@ -85,7 +85,7 @@ class RunRecorder:
     def emit(self, event: Event) -> None:
         """Record one engine event."""
         if isinstance(event, RunStarted):
-            self._on_started()
+            self._on_started(event.total_steps)
         elif isinstance(event, MetricsLogged):
             self._queue(event.step, event.metrics)
         elif isinstance(event, EvalCompleted):
@@ -104,9 +104,9 @@ class RunRecorder:
 
     # Lifecycle ------------------------------------------------------------------------------
 
-    def _on_started(self) -> None:
+    def _on_started(self, total_steps: int | None = None) -> None:
         try:
-            self._experiments.start_run(self.run_id, pid=os.getpid())
+            self._experiments.start_run(self.run_id, pid=os.getpid(), total_steps=total_steps)
         except StorageError as exc:
             logger.warning("could not mark run %s as running: %s", self.run_id, exc)
         if self._heartbeat is None:

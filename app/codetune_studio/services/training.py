@@ -77,6 +77,7 @@ class TrainingRunService:
         resume: str | None = None,
         any_owner: bool = False,
         overwrite: bool = False,
+        parent_run_id: int | None = None,
     ) -> PlannedRun:
         """Record a new PENDING run and prepare its folder.
 
@@ -89,6 +90,7 @@ class TrainingRunService:
             any_owner: Let ``latest`` pick another user's run (on a shared database).
             overwrite: Allow writing into an existing folder that holds files (a new run
                 otherwise refuses, so it cannot silently replace another run's output).
+            parent_run_id: The run this one was cloned from ("Clone into Parameters").
 
         Returns:
             The run and where it writes.
@@ -117,6 +119,7 @@ class TrainingRunService:
             recipe.model_dump(mode="json"),
             output_dir=str(folder),
             resumed_from_id=previous.id if previous else None,
+            parent_run_id=parent_run_id,
         )
         return PlannedRun(run=run, output_dir=folder, resume_from=checkpoint)
 
@@ -202,14 +205,18 @@ class TrainingRunService:
             The new model version, or ``None`` when the run did not finish with an output.
         """
         from codetune_studio.core.recipe import recipe_hash
+        from codetune_studio.services.model_identity import base_model_identity
 
         if result.status is not RunStatus.FINISHED or result.adapter_path is None:
             return None
         parent = self._newest_version_of(run.resumed_from_id)
+        # The runs folder sits in the data folder, where the starter model is cached too.
+        base_revision = base_model_identity(recipe.model, self._runs_dir.parent)
         version = self._experiments.add_model_version(
             f"{run.name} (run {run.id})",
             path=str(result.adapter_path),
             base_model=recipe.model,
+            base_revision=base_revision,
             run_id=run.id,
             dataset_fingerprint=result.dataset_fingerprint,
             recipe_hash=recipe_hash(recipe),

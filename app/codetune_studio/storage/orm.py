@@ -161,6 +161,14 @@ class RunRow(Base):
         ForeignKey("training_configs.id", ondelete="SET NULL")
     )
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    # Added by migration 0002 (runs and experiments): labels, lineage of clones, the run queue.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(Text)
+    parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    sweep_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    log_path: Mapped[str | None] = mapped_column(Text)
 
 
 class MetricRow(Base):

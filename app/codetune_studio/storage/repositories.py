@@ -221,6 +221,7 @@ class RunRepository(_Repository):
         config_id: int | None = None,
         dataset_id: int | None = None,
         resumed_from_id: int | None = None,
+        parent_run_id: int | None = None,
     ) -> RunRow:
         """Create a PENDING run.
 
@@ -237,6 +238,8 @@ class RunRepository(_Repository):
             config_id=config_id,
             dataset_id=dataset_id,
             resumed_from_id=resumed_from_id,
+            parent_run_id=parent_run_id,
+            tags=[],
         )
         self._session.add(row)
         self._session.flush()
@@ -250,7 +253,9 @@ class RunRepository(_Repository):
         """
         return self._require(RunRow, run_id, "Run")
 
-    def mark_running(self, run_id: int, *, pid: int, host: str) -> RunRow:
+    def mark_running(
+        self, run_id: int, *, pid: int, host: str, total_steps: int | None = None
+    ) -> RunRow:
         """Record that a worker started training a PENDING run.
 
         Raises:
@@ -267,6 +272,8 @@ class RunRepository(_Repository):
         row.host = host
         row.started_at = now
         row.heartbeat_at = now
+        if total_steps is not None:
+            row.total_steps = total_steps
         self._session.flush()
         return row
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QEvent, QEventLoop, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
@@ -21,48 +18,43 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QPushButton,
-    QStackedWidget,
-    QTableView,
-    QVBoxLayout,
     QWidget,
 )
 
 from codetune_studio import __version__
-from codetune_studio.core.errors import ConfigError, TrainingError
+from codetune_studio.core.errors import ConfigError
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.device import DeviceInfo, detect_device
-from codetune_studio.services.runs import StaleRun, find_stale_runs, mark_lost_run_failed
-from codetune_studio.services.training import RECIPE_SNAPSHOT
 from codetune_studio.ui import notify
 from codetune_studio.ui.panels.datasets import DatasetsPanel
+from codetune_studio.ui.panels.models import ModelsPanel
 from codetune_studio.ui.panels.monitor import MonitorPanel
 from codetune_studio.ui.panels.parameters import ParametersPanel
 from codetune_studio.ui.panels.plugins import PluginsPanel
-from codetune_studio.ui.run_host import RunController, RunHost, RunOutcome
-from codetune_studio.ui.runs_model import RunsTableModel
+from codetune_studio.ui.panels.queue import QueuePanel
+from codetune_studio.ui.run_coordinator import CloseChoice, RunCoordinator
+from codetune_studio.ui.runs_view import RunsView
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.studio_services import StudioServices
-from codetune_studio.ui.tasks import TaskHandle, run_in_thread, wait_for_tasks
+from codetune_studio.ui.tasks import run_in_thread, wait_for_tasks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from codetune_studio.core.events import Event
     from codetune_studio.core.models import Run
     from codetune_studio.core.recipe import TrainingRecipe
-    from codetune_studio.services.experiments import ExperimentService
+    from codetune_studio.services.runs import StaleRun
     from codetune_studio.settings import AppSettings, SettingsStore
+    from codetune_studio.ui.compare_dialog import CompareDialog
     from codetune_studio.ui.panels.base import Panel
+    from codetune_studio.ui.run_host import RunController, RunOutcome
+    from codetune_studio.ui.runs_model import RunsTableModel
 
 __all__ = ["CloseChoice", "MainWindow", "StudioServices"]
 
@@ -70,14 +62,6 @@ logger = logging.getLogger(__name__)
 
 _STATE_VERSION = 1
 _RUNS_REFRESH_MS = 3000
-
-
-class CloseChoice:
-    """What to do with a running run when the window closes."""
-
-    LEAVE = "leave"
-    STOP = "stop"
-    CANCEL = "cancel"
 
 
 class MainWindow(QMainWindow):
@@ -109,19 +93,17 @@ class MainWindow(QMainWindow):
         self.settings_store = settings_store
         self.stop_grace_s = stop_grace_s
         self.device: DeviceInfo | None = None
-        self.controllers: dict[int, RunController] = {}
         #: Asks what to do with running runs on close; tests replace it.
         self.ask_close_choice: Callable[[], str] = self._ask_close_choice
-        self._runs_task: TaskHandle | None = None
         self._announced_active = False
         self._closing = False
         self._layout_restored = False
         self._shown_once = False
         self._first_frame_done = False
-        #: Runs still RUNNING in the database whose worker stopped reporting, by id.
-        self.lost_runs: dict[int, StaleRun] = {}
-        #: Asks before deleting a run; tests replace it.
-        self.confirm_delete: Callable[[Run], bool] = self._confirm_delete
+        self._compare_dialogs: list[QWidget] = []
+        self._clone_parent: tuple[int, TrainingRecipe | None] | None = None
+        #: Starts, stops and pauses the runs this window hosts (see ui/run_coordinator.py).
+        self.coordinator = RunCoordinator(services, self, stop_grace_s=stop_grace_s)
         self.setObjectName("mainWindow")
         self.setWindowTitle("CodeTune Studio")
         self.setAcceptDrops(True)
@@ -178,6 +160,7 @@ class MainWindow(QMainWindow):
             self.monitor_panel,
             self.plugins_panel,
         ]
+        self._add_experiment_panels()
         self.docks: dict[str, QDockWidget] = {}
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
@@ -197,59 +180,22 @@ class MainWindow(QMainWindow):
         self._runs_timer.setInterval(_RUNS_REFRESH_MS)
 
     def _build_central(self) -> QWidget:
-        central = QWidget(self)
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(8, 8, 8, 4)
-        header = QHBoxLayout()
-        title = QLabel("Runs", central)
-        font = title.font()
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        font.setBold(True)
-        title.setFont(font)
-        header.addWidget(title)
-        self.runs_summary = QLabel(central)
-        self.runs_summary.setStyleSheet("color: gray")
-        header.addWidget(self.runs_summary, 1)
-        self.train_button = QPushButton("▶  Train", central)
-        self.train_button.setObjectName("trainButton")
-        self.train_button.setToolTip("Start a run with the current parameters (Ctrl+Return)")
-        self.train_button.setMinimumWidth(120)
-        self.train_button.setDefault(True)
-        self.train_button.setStyleSheet(
-            "QPushButton#trainButton { background: #2563eb; color: white; font-weight: bold;"
-            " padding: 6px 14px; border-radius: 4px; }"
-            "QPushButton#trainButton:disabled { background: palette(mid); color: palette(light); }"
+        self.runs_view = RunsView(
+            self.services,
+            is_hosted=self.coordinator.is_hosted,
+            can_resume=lambda: not self.active_controllers,
+            parent=self,
         )
-        header.addWidget(self.train_button)
-        layout.addLayout(header)
-        self.runs_model = RunsTableModel(self)
-        self.runs_table = QTableView(central)
-        self.runs_table.setObjectName("runsTable")
-        self.runs_table.setModel(self.runs_model)
-        self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.runs_table.setAlternatingRowColors(True)
-        self.runs_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.runs_table.verticalHeader().setVisible(False)
-        self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        header_view = self.runs_table.horizontalHeader()
-        header_view.setStretchLastSection(True)
-        header_view.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate((50, 200, 90, 110, 170, 80, 110, 130, 80)):
-            self.runs_table.setColumnWidth(column, width)
-        self.runs_empty = QLabel(
-            "<h3>No runs yet</h3><p>1. Pick a dataset on the left (the bundled samples work "
-            "offline).<br>2. Choose a preset and a model on the right.<br>3. Press "
-            "<b>Train</b> and watch the curves below.</p>",
-            central,
+        self.train_button = self.runs_view.train_button
+        return self.runs_view
+
+    def _add_experiment_panels(self) -> None:
+        """The run queue (with sweeps) and the model versions, as docked panels."""
+        self.queue_panel = QueuePanel(
+            self.services, lambda: self.parameters_panel.recipe, parent=self
         )
-        self.runs_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.runs_empty.setStyleSheet("color: gray")
-        self.runs_stack = QStackedWidget(central)
-        self.runs_stack.addWidget(self.runs_empty)
-        self.runs_stack.addWidget(self.runs_table)
-        layout.addWidget(self.runs_stack, 1)
-        return central
+        self.models_panel = ModelsPanel(self.services, self)
+        self.panels += [self.queue_panel, self.models_panel]
 
     def _apply_default_layout(self) -> None:
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -260,7 +206,10 @@ class MainWindow(QMainWindow):
             dock.show()
             self.addDockWidget(panel.default_area, dock)
         self.tabifyDockWidget(self.docks["parameters"], self.docks["plugins"])
+        self.tabifyDockWidget(self.docks["parameters"], self.docks["queue"])
+        self.tabifyDockWidget(self.docks["monitor"], self.docks["models"])
         self.docks["parameters"].raise_()
+        self.docks["monitor"].raise_()
         self._apply_default_sizes()
 
     def _apply_default_sizes(self) -> None:
@@ -316,6 +265,12 @@ class MainWindow(QMainWindow):
         run_menu.addSeparator()
         self.follow_action = self._action(
             run_menu, "Follow selected run", self._on_follow_triggered
+        )
+        self.compare_action = self._action(
+            run_menu, "Compare selected runs", self._on_compare_triggered, "Ctrl+D"
+        )
+        self.clone_action = self._action(
+            run_menu, "Clone selected run into Parameters", self._on_clone_triggered
         )
         self.refresh_runs_action = self._action(run_menu, "Refresh runs", self.refresh_runs, "F5")
 
@@ -390,8 +345,18 @@ class MainWindow(QMainWindow):
         self.monitor_panel.pause_requested.connect(self._on_monitor_pause_requested)
         self.monitor_panel.resume_requested.connect(self._on_monitor_resume_requested)
         self.monitor_panel.run_status_changed.connect(self.refresh_runs)
-        self.runs_table.doubleClicked.connect(self._on_runs_table_double_clicked)
-        self.runs_table.customContextMenuRequested.connect(self._on_runs_table_context_menu)
+        self.runs_view.follow_requested.connect(self.follow)
+        self.runs_view.resume_requested.connect(self._resume)
+        self.runs_view.clone_requested.connect(self.clone_run)
+        self.runs_view.compare_requested.connect(self.compare_runs)
+        self.runs_view.runs_loaded.connect(self._on_runs_view_runs_loaded)
+        self.queue_panel.queue_changed.connect(self.refresh_runs)
+        self.queue_panel.sweep_queued.connect(self._on_queue_sweep_queued)
+        self.coordinator.events_received.connect(self._on_coordinator_events_received)
+        self.coordinator.log_received.connect(self._on_coordinator_log_received)
+        self.coordinator.run_ended.connect(self._on_coordinator_run_ended)
+        self.coordinator.run_started.connect(self.run_started)
+        self.coordinator.active_changed.connect(self._update_run_actions)
         self._runs_timer.timeout.connect(self.refresh_runs)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_color_scheme_changed)
 
@@ -497,48 +462,50 @@ class MainWindow(QMainWindow):
         self.docks["datasets"].show()
         self.docks["datasets"].raise_()
 
-    # --- runs table ---------------------------------------------------------------------------
+    # --- runs view (ui/runs_view.py) ---------------------------------------------------------
+
+    @property
+    def runs_model(self) -> RunsTableModel:
+        """The runs table's model."""
+        return self.runs_view.runs_model
+
+    @property
+    def runs_table(self) -> QWidget:
+        """The runs table."""
+        return self.runs_view.runs_table
+
+    @property
+    def lost_runs(self) -> dict[int, StaleRun]:
+        """Runs still RUNNING in the database whose worker stopped reporting, by id."""
+        return self.runs_view.lost_runs
+
+    @property
+    def confirm_delete(self) -> Callable[[Run], bool]:
+        """Asks before deleting a run; tests replace it."""
+        return self.runs_view.confirm_delete
+
+    @confirm_delete.setter
+    def confirm_delete(self, ask: Callable[[Run], bool]) -> None:
+        self.runs_view.confirm_delete = ask
 
     def refresh_runs(self) -> None:
-        """Reload the runs table from the database, off the GUI thread."""
-        if self._runs_task is not None and not self._runs_task.done:
-            return
-        self._runs_task = run_in_thread(
-            _list_runs_and_lost, self.services.experiments, on_return=self._on_runs_returned
-        )
+        """Reload the runs view from the database, off the GUI thread."""
+        self.runs_view.refresh()
+
+    def selected_run(self) -> Run | None:
+        """The (first) run selected in the runs table."""
+        return self.runs_view.selected_run()
+
+    def build_run_menu(self, run: Run) -> QMenu:
+        """The runs table's context menu for one run (see ``RunsView.build_run_menu``)."""
+        return self.runs_view.build_run_menu(run)
 
     @safe_slot()
-    def _on_runs_returned(self, result: tuple[list[Run], list[StaleRun]]) -> None:
-        runs, stale = result
-        # A run this window hosts is never lost: its worker's pipe says whether it lives.
-        stale = [s for s in stale if s.run.id not in self.controllers]
-        newly_lost = [s for s in stale if s.run.id not in self.lost_runs]
-        self.lost_runs = {s.run.id: s for s in stale}
-        selected = self.selected_run()
-        self.runs_model.set_runs(runs, {s.run.id: s.reason for s in stale})
-        self.runs_stack.setCurrentWidget(self.runs_table if runs else self.runs_empty)
-        if selected is not None:
-            row = self.runs_model.row_of(selected.id)
-            if row is not None:
-                self.runs_table.selectRow(row)
-        active = [r for r in runs if r.status in (RunStatus.RUNNING, RunStatus.PENDING)]
-        counts = {status: sum(1 for r in runs if r.status is status) for status in RunStatus}
-        parts = [f"{len(runs)} runs"]
-        if active:
-            parts.append(f"{len(active)} active")
-        if counts[RunStatus.FAILED]:
-            parts.append(f"{counts[RunStatus.FAILED]} failed")
-        if stale:
-            parts.append(f"{len(stale)} lost")
-        self.runs_summary.setText("  ·  ".join(parts))
-        if newly_lost:
-            names = ", ".join(f"{s.run.id} ({s.run.owner}@{s.run.host})" for s in newly_lost[:5])
-            notify.warning(
-                f"Run(s) {names} still say RUNNING, but their worker stopped reporting. "
-                "Right-click a run and choose Mark as failed to close it."
-            )
+    def _on_runs_view_runs_loaded(self, runs: list[Run]) -> None:
+        self.queue_panel.set_runs(runs)
         if not self._announced_active:
             self._announced_active = True
+            active = [r for r in runs if r.status in (RunStatus.RUNNING, RunStatus.PENDING)]
             self._adopt_active_runs([r for r in active if r.id not in self.lost_runs])
 
     def _adopt_active_runs(self, active: list[Run]) -> None:
@@ -554,17 +521,6 @@ class MainWindow(QMainWindow):
         if self.monitor_panel.run_id is None:
             self.monitor_panel.follow_run(running[0])
 
-    def selected_run(self) -> Run | None:
-        """The run selected in the runs table."""
-        rows = self.runs_table.selectionModel().selectedRows()
-        return self.runs_model.run_at(rows[0].row()) if rows else None
-
-    @safe_slot()
-    def _on_runs_table_double_clicked(self) -> None:
-        run = self.selected_run()
-        if run is not None:
-            self.follow(run)
-
     @safe_slot()
     def _on_follow_triggered(self) -> None:
         run = self.selected_run()
@@ -575,7 +531,7 @@ class MainWindow(QMainWindow):
 
     def follow(self, run: Run) -> None:
         """Show a run in the monitor: live if this window hosts it, by polling otherwise."""
-        if run.id in self.controllers and self.controllers[run.id].running:
+        if self.coordinator.is_hosted(run.id):
             self.monitor_panel.attach_run(run.id, run.name, hosted=True)
         else:
             self.monitor_panel.follow_run(run)
@@ -583,63 +539,50 @@ class MainWindow(QMainWindow):
         self.docks["monitor"].raise_()
 
     @safe_slot()
-    def _on_runs_table_context_menu(self, position: Any) -> None:
-        index = self.runs_table.indexAt(position)
-        if index.isValid():
-            self.runs_table.selectRow(index.row())
-        run = self.selected_run()
-        if run is None:
-            return
-        self.build_run_menu(run).exec(self.runs_table.viewport().mapToGlobal(position))
+    def _on_compare_triggered(self) -> None:
+        self.compare_runs([run.id for run in self.runs_view.selected_runs()])
 
-    def build_run_menu(self, run: Run) -> QMenu:
-        """The runs table's context menu for one run.
-
-        Args:
-            run: The run right-clicked.
+    def compare_runs(self, run_ids: list[int], *, metric: str = "eval_loss") -> CompareDialog:
+        """Open a comparison of these runs (two or more) in its own window.
 
         Returns:
-            The menu (its actions carry object names such as ``resumeRunAction``).
+            The comparison dialog.
         """
-        menu = QMenu(self)
-        menu.setObjectName("runMenu")
-        hosted = run.id in self.controllers and self.controllers[run.id].running
-        entries: list[tuple[str, str, Callable[[], Any], bool]] = [
-            ("followRunAction", "Follow in monitor", lambda: self.follow(run), True),
-            (
-                "resumeRunAction",
-                "Resume from last checkpoint",
-                lambda: self._resume(run),
-                bool(run.output_dir) and run.status.is_terminal and not self.active_controllers,
-            ),
-            (
-                "openRunFolderAction",
-                "Open output folder",
-                lambda: self._open_output_folder(run),
-                bool(run.output_dir),
-            ),
-            ("copyRunIdAction", "Copy run id", lambda: self._copy_run_id(run), True),
-        ]
-        if run.id in self.lost_runs:
-            entries.append(
-                ("markFailedAction", "Mark as failed", lambda: self._mark_failed(run), True)
-            )
-        entries.append(
-            (
-                "deleteRunAction",
-                "Delete run…",
-                lambda: self._delete_run(run),
-                run.status.is_terminal and not hosted,
-            )
+        from codetune_studio.ui.compare_dialog import CompareDialog
+
+        if len(run_ids) < 2:
+            raise ConfigError("Select two or more runs to compare (Ctrl+click or Shift+click).")
+        dialog = CompareDialog(self.services, run_ids, metric=metric, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._compare_dialogs = [d for d in self._compare_dialogs if d.isVisible()] + [dialog]
+        dialog.show()
+        return dialog
+
+    @safe_slot()
+    def _on_queue_sweep_queued(self, sweep_id: str, run_ids: list[int]) -> None:
+        self.statusBar().showMessage(
+            f"Sweep {sweep_id} queued ({len(run_ids)} runs); run the queue, then compare them.",
+            8000,
         )
-        for object_name, text, slot, enabled in entries:
-            if object_name == "deleteRunAction":
-                menu.addSeparator()
-            action = menu.addAction(text)
-            action.setObjectName(object_name)
-            action.setEnabled(enabled)
-            action.triggered.connect(safe_slot()(slot))
-        return menu
+
+    @safe_slot()
+    def _on_clone_triggered(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            notify.warning("Select the run to clone in the runs table first.")
+            return
+        self.clone_run(run)
+
+    def clone_run(self, run: Run) -> None:
+        """Load a run's recipe into the Parameters panel; the next run records it as its parent."""
+        from codetune_studio.core.recipe import TrainingRecipe
+
+        recipe = TrainingRecipe.model_validate(run.recipe)
+        self.parameters_panel.set_recipe(recipe.model_copy(update={"output_dir": None}))
+        self._clone_parent = (run.id, self.parameters_panel.recipe)
+        self.docks["parameters"].show()
+        self.docks["parameters"].raise_()
+        notify.info(f"Loaded run {run.id}'s recipe; change it and press Train to rerun.")
 
     def _resume(self, run: Run) -> None:
         from codetune_studio.core.recipe import TrainingRecipe
@@ -647,53 +590,17 @@ class MainWindow(QMainWindow):
         recipe = TrainingRecipe.model_validate(run.recipe)
         self.start_training(recipe.model_copy(update={"output_dir": None}), resume=run)
 
-    def _open_output_folder(self, run: Run) -> None:
-        folder = Path(run.output_dir or "")
-        if not run.output_dir or not folder.is_dir():
-            notify.warning(f"Run {run.id}'s output folder {folder} does not exist (any more).")
-            return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+    # --- training (ui/run_coordinator.py) -----------------------------------------------------
 
-    def _copy_run_id(self, run: Run) -> None:
-        QGuiApplication.clipboard().setText(str(run.id))
-        self.statusBar().showMessage(f"Copied run id {run.id}", 3000)
-
-    def _mark_failed(self, run: Run) -> None:
-        stale = self.lost_runs.get(run.id)
-        if stale is None:
-            return
-        mark_lost_run_failed(self.services.experiments, stale)
-        del self.lost_runs[run.id]
-        notify.info(f"Run {run.id} marked as failed: {stale.reason}.")
-        self.refresh_runs()
-
-    def _confirm_delete(self, run: Run) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Delete run",
-            f"Delete run {run.id} ({run.name}) and its metrics from the database?\n\n"
-            f"Its files in {run.output_dir or 'its output folder'} are kept; delete them "
-            "yourself if you no longer need them.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
-
-    def _delete_run(self, run: Run) -> None:
-        if not self.confirm_delete(run):
-            return
-        self.services.experiments.delete_run(run.id)
-        if self.monitor_panel.run_id == run.id and not self.monitor_panel.hosted:
-            self.monitor_panel.attach_run(run.id, f"{run.name} (deleted)", hosted=False)
-        notify.info(f"Run {run.id} deleted; its files are kept in {run.output_dir}.")
-        self.refresh_runs()
-
-    # --- training -----------------------------------------------------------------------------
+    @property
+    def controllers(self) -> dict[int, RunController]:
+        """The runs this window hosts, by id."""
+        return self.coordinator.controllers
 
     @property
     def active_controllers(self) -> list[RunController]:
         """Hosted runs that have not ended."""
-        return [c for c in self.controllers.values() if c.running]
+        return self.coordinator.active_controllers
 
     def _update_run_actions(self) -> None:
         active = bool(self.active_controllers)
@@ -712,6 +619,9 @@ class MainWindow(QMainWindow):
     ) -> int:
         """Start a run of ``recipe`` (default: the Parameters panel's) in a worker process.
 
+        A run started from a recipe cloned from another run ("Clone into Parameters") records
+        that run as its parent.
+
         Args:
             recipe: What to train.
             resume: A run whose last checkpoint the new run continues from.
@@ -723,63 +633,28 @@ class MainWindow(QMainWindow):
             ConfigError: If the parameters are not valid.
             TrainingError: If a run is already training, or there is no checkpoint to resume.
         """
-        if self.active_controllers:
-            raise TrainingError("A run is training already; stop it before starting another.")
+        from_form = recipe is None
         if recipe is None:
             recipe = self.parameters_panel.recipe
-        if recipe is None:
-            raise ConfigError("The parameters have errors; fix the fields marked in red first.")
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        name = recipe.name or f"{_slug(Path(recipe.dataset.path).stem)}-{stamp}"
-        planned = self.services.training.plan(
-            recipe, name=name, resume=str(resume.id) if resume is not None else None
-        )
-        run, output_dir, checkpoint = planned.run, planned.output_dir, planned.resume_from
-        recipe_file = output_dir / RECIPE_SNAPSHOT
-        launch = self.services.worker_launch(
-            recipe_file=recipe_file,
-            run_id=run.id,
-            output_dir=output_dir,
-            data_dir=self.services.paths.data_dir,
-            database_url=self.services.database_url,
-            resume_from=checkpoint,
-            online=not self.services.offline,
-        )
-        host = RunHost(
-            run.id,
-            launch,
-            output_dir,
-            experiments=self.services.experiments,
-            stop_grace_s=self.stop_grace_s,
-        )
-        controller = RunController(host, self)
-        controller.events_received.connect(self._on_controller_events_received)
-        controller.log_received.connect(self._on_controller_log_received)
-        controller.finished.connect(self._on_controller_finished)
-        self.controllers[run.id] = controller
+        parent = self._clone_parent
+        parent_id = parent[0] if parent is not None and from_form and resume is None else None
+        run = self.coordinator.start(recipe, resume=resume, parent_run_id=parent_id)
         self.monitor_panel.attach_run(run.id, run.name, hosted=True)
         self.docks["monitor"].show()
         self.docks["monitor"].raise_()
-        controller.start()
-        self._update_run_actions()
         self.refresh_runs()
-        self.run_started.emit(run.id)
-        logger.info("started run %s (%s) in %s", run.id, name, output_dir)
         return run.id
 
-    def _on_controller_events_received(self, events: list[Event]) -> None:
-        controller = self.sender()
-        if isinstance(controller, RunController) and controller.run_id == self.monitor_panel.run_id:
+    def _on_coordinator_events_received(self, run_id: int, events: list[Any]) -> None:
+        if run_id == self.monitor_panel.run_id:
             self.monitor_panel.add_events(events)
 
-    def _on_controller_log_received(self, lines: list[str]) -> None:
-        controller = self.sender()
-        if isinstance(controller, RunController) and controller.run_id == self.monitor_panel.run_id:
+    def _on_coordinator_log_received(self, run_id: int, lines: list[str]) -> None:
+        if run_id == self.monitor_panel.run_id:
             self.monitor_panel.add_log_lines(lines)
 
     @safe_slot()
-    def _on_controller_finished(self, outcome: RunOutcome) -> None:
-        self._update_run_actions()
+    def _on_coordinator_run_ended(self, outcome: RunOutcome) -> None:
         if not outcome.detached:
             if outcome.run_id == self.monitor_panel.run_id:
                 self.monitor_panel.run_ended(outcome.status, outcome.reason)
@@ -790,14 +665,11 @@ class MainWindow(QMainWindow):
             else:
                 notify.info(f"Run {outcome.run_id} finished.")
         self.refresh_runs()
+        self.models_panel.refresh()
         self.run_ended.emit(outcome)
 
     def _hosted_target(self, run_id: int | None = None) -> RunController | None:
-        if run_id is not None:
-            controller = self.controllers.get(run_id)
-            return controller if controller is not None and controller.running else None
-        active = self.active_controllers
-        return active[-1] if active else None
+        return self.coordinator.target(run_id)
 
     @safe_slot()
     def _on_stop_triggered(self) -> None:
@@ -978,59 +850,20 @@ class MainWindow(QMainWindow):
         return CloseChoice.CANCEL
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        active = self.active_controllers
-        if active:
-            choice = self.ask_close_choice()
-            if choice == CloseChoice.CANCEL:
-                event.ignore()
-                return
-            for controller in active:
-                if choice == CloseChoice.STOP:
-                    controller.stop()
-                else:
-                    controller.detach()
-            self._wait_for_controllers(active, stop=choice == CloseChoice.STOP)
+        if not self.coordinator.prepare_close(self.ask_close_choice):
+            event.ignore()
+            return
         self._closing = True
         self._runs_timer.stop()
         self.save_layout()
+        self.runs_view.shutdown()
         for panel in self.panels:
             panel.shutdown()
         wait_for_tasks(3000)
         notify.uninstall(self)
         super().closeEvent(event)
 
-    def _wait_for_controllers(self, controllers: list[RunController], *, stop: bool) -> None:
-        """Process events until the controllers end (a stop escalates to terminate and kill)."""
-        budget_ms = int((self.stop_grace_s + 10) * 1000) if stop else 5000
-        loop = QEventLoop()
-        timer = QTimer()
-        timer.setSingleShot(True)
-        timer.timeout.connect(loop.quit)
-
-        def check() -> None:
-            if all(not c.running for c in controllers):
-                loop.quit()
-
-        for controller in controllers:
-            controller.finished.connect(check)
-        timer.start(budget_ms)
-        check()
-        if any(c.running for c in controllers):
-            loop.exec()
-        for controller in controllers:
-            controller.wait(2000)
-
-
-def _list_runs_and_lost(experiments: ExperimentService) -> tuple[list[Run], list[StaleRun]]:
-    """The runs, and those whose worker stopped reporting (runs on a worker thread)."""
-    runs = experiments.list_runs()
-    return runs, find_stale_runs(runs, datetime.now(UTC))
-
 
 def detect_device_task() -> DeviceInfo:
     """Find the training device (runs on a worker thread)."""
     return detect_device()
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "run"

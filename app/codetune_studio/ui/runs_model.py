@@ -13,6 +13,7 @@ from codetune_studio.core.status import RunStatus
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from codetune_studio.core.comparison import RunResults
     from codetune_studio.core.models import Run
 
 __all__ = ["RunsTableModel"]
@@ -21,15 +22,22 @@ _COLUMNS = (
     "ID",
     "Name",
     "Status",
-    "Model",
-    "Dataset",
     "Owner",
     "Host",
+    "Model",
+    "Dataset",
+    "Method",
     "Started",
     "Duration",
+    "Steps",
+    "Final loss",
+    "Best eval",
+    "Tags",
     "Note",
 )
+_NUMERIC = {"ID", "Duration", "Steps", "Final loss", "Best eval"}
 _STATUS_COLOURS = {
+    RunStatus.QUEUED: "#7c3aed",
     RunStatus.PENDING: "#6b7280",
     RunStatus.RUNNING: "#2563eb",
     RunStatus.FINISHED: "#16a34a",
@@ -47,23 +55,34 @@ class RunsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._runs: list[Run] = []
         self._lost: dict[int, str] = {}
+        self._results: dict[int, RunResults] = {}
 
-    def set_runs(self, runs: list[Run], lost: Mapping[int, str] | None = None) -> None:
+    def set_runs(
+        self,
+        runs: list[Run],
+        lost: Mapping[int, str] | None = None,
+        results: Mapping[int, RunResults] | None = None,
+    ) -> None:
         """Show these runs (already ordered).
 
         Args:
             runs: The runs.
             lost: Runs still RUNNING in the database whose worker stopped reporting, with why.
+            results: Each run's results (steps, losses), when known.
         """
         lost = dict(lost or {})
-        if lost == self._lost and [(r.id, r.status, r.ended_at, r.error) for r in runs] == [
-            (r.id, r.status, r.ended_at, r.error) for r in self._runs
-        ]:
+        results = dict(results or {})
+        if (lost, results, runs) == (self._lost, self._results, self._runs):
             return
         self.beginResetModel()
         self._runs = list(runs)
         self._lost = lost
+        self._results = results
         self.endResetModel()
+
+    def results_of(self, run_id: int) -> RunResults | None:
+        """A run's results as shown, if known."""
+        return self._results.get(run_id)
 
     def lost_reason(self, run_id: int) -> str | None:
         """Why a run is shown as lost, or ``None`` if it is not."""
@@ -106,12 +125,12 @@ class RunsTableModel(QAbstractTableModel):
         if lost is not None and column in {"Status", "Note"}:
             return _lost_data(column, role, lost)
         if role == Qt.ItemDataRole.DisplayRole:
-            return _cell(run, column)
+            return _cell(run, column, self._results.get(run.id))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return run.error or _cell(run, column)
+            return run.error or run.note or _cell(run, column, self._results.get(run.id))
         if role == Qt.ItemDataRole.ForegroundRole and column == "Status":
             return QColor(_STATUS_COLOURS[run.status])
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in {"ID", "Duration"}:
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.UserRole:
             return run.id
@@ -128,29 +147,31 @@ def _lost_data(column: str, role: int, reason: str) -> Any:
     return None
 
 
-def _cell(run: Run, column: str) -> str:
+def _cell(run: Run, column: str, results: RunResults | None) -> str:
     recipe = run.recipe
-    if column == "ID":
-        return str(run.id)
-    if column == "Name":
-        return run.name
-    if column == "Status":
-        return run.status.value.capitalize()
-    if column == "Model":
-        return str(recipe.get("model", ""))
-    if column == "Dataset":
-        path = str(recipe.get("dataset", {}).get("path", ""))
-        return path.rsplit("/", 1)[-1]
-    if column == "Owner":
-        return run.owner
-    if column == "Host":
-        return run.host
-    if column == "Started":
-        stamp = run.started_at or run.created_at
-        return _local(stamp).strftime("%Y-%m-%d %H:%M")
-    if column == "Duration":
-        return _duration(run)
-    return run.error or ""
+    simple = {
+        "ID": lambda: str(run.id),
+        "Name": lambda: run.name,
+        "Status": lambda: run.status.value.capitalize(),
+        "Owner": lambda: run.owner,
+        "Host": lambda: run.host,
+        "Model": lambda: str(recipe.get("model", "")),
+        "Dataset": lambda: str(recipe.get("dataset", {}).get("path", "")).rsplit("/", 1)[-1],
+        "Method": lambda: str(recipe.get("method", "")),
+        "Started": lambda: _local(run.started_at or run.created_at).strftime("%Y-%m-%d %H:%M"),
+        "Duration": lambda: _duration(run),
+        "Tags": lambda: ", ".join(run.tags),
+        "Note": lambda: run.error or run.note or "",
+    }
+    if column in simple:
+        return simple[column]()
+    if results is None:
+        return ""
+    if column == "Steps":
+        done = results.steps or 0
+        return f"{done}/{run.total_steps}" if run.total_steps else str(done or "")
+    value = results.final_loss if column == "Final loss" else results.best_eval_loss
+    return f"{value:.4f}" if value is not None else ""
 
 
 def _local(stamp: datetime) -> datetime:

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codetune_studio.core.child_cmd import python_module_command
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -20,6 +18,8 @@ if TYPE_CHECKING:
     from codetune_studio.services.analysis import AnalysisService
     from codetune_studio.services.audit import AuditService
     from codetune_studio.services.experiments import ExperimentService
+    from codetune_studio.services.history import RunHistoryService
+    from codetune_studio.services.queue import QueueService
     from codetune_studio.services.training import TrainingRunService
 
 __all__ = [
@@ -70,7 +70,7 @@ def default_worker_launch(
     resume_from: Path | None = None,
     online: bool = False,
 ) -> WorkerLaunch:
-    """The real worker: ``python -m codetune_studio.worker``.
+    """The real worker: ``python -m codetune_studio.worker``, or under ``accelerate launch``.
 
     Args:
         recipe_file: The recipe as JSON.
@@ -84,8 +84,10 @@ def default_worker_launch(
     Returns:
         The launch description.
     """
-    argv = python_module_command(
-        "codetune_studio.worker",
+    from codetune_studio.core.recipe import load_recipe
+    from codetune_studio.services.launch import launch_environment, worker_command
+
+    args = [
         "--recipe",
         str(recipe_file),
         "--run-id",
@@ -95,12 +97,15 @@ def default_worker_launch(
         "--data-dir",
         str(data_dir),
         "--record",
-    )
+    ]
     if resume_from is not None:
-        argv += ["--resume", str(resume_from)]
+        args += ["--resume", str(resume_from)]
     if online:
-        argv.append("--online")
-    env = {"PYTHONUNBUFFERED": "1"}
+        args.append("--online")
+    # A recipe with a launch section starts through `accelerate launch` (every GPU it names).
+    launch = load_recipe(recipe_file).launch
+    argv = worker_command(args, launch)
+    env = {"PYTHONUNBUFFERED": "1", **launch_environment(launch)}
     if database_url:
         env["CODETUNE_DATABASE_URL"] = database_url
     return WorkerLaunch(argv=argv, env=env, cwd=output_dir)
@@ -187,6 +192,20 @@ class StudioServices:
         from codetune_studio.services.analysis import AnalysisService
 
         return AnalysisService(self.secrets, self.experiments, offline=self.offline)
+
+    @property
+    def history(self) -> RunHistoryService:
+        """Lists, compares and labels runs; traces model lineage."""
+        from codetune_studio.services.history import RunHistoryService
+
+        return RunHistoryService(self.experiments.database)
+
+    @property
+    def queue(self) -> QueueService:
+        """The run queue in the database."""
+        from codetune_studio.services.queue import QueueService
+
+        return QueueService(self.experiments.database)
 
     @property
     def training(self) -> TrainingRunService:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from array import array
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
@@ -31,6 +32,7 @@ from codetune_studio.core.events import (
     RunStarted,
 )
 from codetune_studio.core.status import RunStatus
+from codetune_studio.services.history import LOG_FILE_NAME, read_log_increment
 from codetune_studio.ui import plotting
 from codetune_studio.ui.panels.base import Panel
 from codetune_studio.ui.safe_slot import safe_slot
@@ -179,6 +181,9 @@ class MonitorPanel(Panel):
         self._rate_start: tuple[float, int] | None = None
         self._rate_last: tuple[float, int] | None = None
         self._poll: TaskHandle | None = None
+        #: A followed run's worker log, when it is on this machine, and how far it was read.
+        self._log_path: Path | None = None
+        self._log_offset = 0
         self._curves: dict[str, pg.PlotDataItem] = {}
         # Per series, a cross at each step whose value is NaN or infinite (the curve has a gap).
         self._nonfinite_marks: dict[str, pg.ScatterPlotItem] = {}
@@ -360,7 +365,15 @@ class MonitorPanel(Panel):
             run: The run, as listed by the experiment service.
         """
         self.attach_run(run.id, run.name, hosted=False)
-        self._total_steps = int(run.recipe.get("training", {}).get("max_steps") or 0)
+        self._log_path = _local_log(run)
+        self._log_offset = 0
+        if self._log_path is None and run.output_dir:
+            self.log_view.setPlainText(
+                f"The worker's log is on {run.host} ({run.log_path or run.output_dir})."
+            )
+        self._total_steps = int(
+            run.total_steps or run.recipe.get("training", {}).get("max_steps") or 0
+        )
         self._update_progress(status=run.status)
         self._on_follow_timer_timeout()
         if not run.status.is_terminal:
@@ -527,16 +540,21 @@ class MonitorPanel(Panel):
             self._experiments,
             self.run_id,
             since,
+            (self._log_path, self._log_offset),
             on_return=self._on_poll_returned,
         )
 
     @safe_slot()
     def _on_poll_returned(
-        self, result: tuple[int, RunStatus, dict[str, list[MetricPoint]]]
+        self,
+        result: tuple[int, RunStatus, dict[str, list[MetricPoint]], tuple[int, list[str]]],
     ) -> None:
-        run_id, status, points = result
+        run_id, status, points, (log_offset, log_lines) = result
         if run_id != self.run_id or self._hosted:
             return
+        self._log_offset = log_offset
+        if log_lines:
+            self.log_view.appendPlainText("\n".join(log_lines))
         for key, series in points.items():
             for point in series:
                 self.buffer.add(key, point.step, point.value)
@@ -564,19 +582,39 @@ class MonitorPanel(Panel):
 
 
 def _fetch_new_points(
-    experiments: ExperimentService, run_id: int, since: dict[str, float | None]
-) -> tuple[int, RunStatus, dict[str, list[MetricPoint]]]:
-    """Read a followed run's status and the metric points newer than what is shown."""
+    experiments: ExperimentService,
+    run_id: int,
+    since: dict[str, float | None],
+    log: tuple[Path | None, int] = (None, 0),
+) -> tuple[int, RunStatus, dict[str, list[MetricPoint]], tuple[int, list[str]]]:
+    """Read a followed run's status and the metric points newer than what is shown.
+
+    Two queries per poll whatever the run's length: its status, and the rows from the last step
+    shown on. That step is read again because a batch may have stored its training loss before
+    its evaluation; points already shown are skipped here.
+    """
     status = experiments.get_run(run_id).status
+    shown = [step for step in since.values() if step is not None]
+    after = int(max(shown)) - 1 if shown else -1
     result: dict[str, list[MetricPoint]] = {}
-    for name in experiments.metric_names(run_id):
-        key = canonical_metric(name)
+    for point in experiments.metric_points_after(run_id, after):
+        key = canonical_metric(point.name)
         if key not in SERIES:
             continue
         last = since.get(key)
-        curve = experiments.metric_curve(run_id, name)
-        result[key] = [point for point in curve if last is None or point.step > last]
-    return run_id, status, result
+        if last is None or point.step > last:
+            result.setdefault(key, []).append(point)
+    log_path, log_offset = log
+    new_log = read_log_increment(log_path, log_offset) if log_path else (log_offset, [])
+    return run_id, status, result, new_log
+
+
+def _local_log(run: Run) -> Path | None:
+    """A run's worker log, if it is readable on this machine."""
+    candidates = [run.log_path] if run.log_path else []
+    if run.output_dir:
+        candidates.append(str(Path(run.output_dir) / LOG_FILE_NAME))
+    return next((Path(c) for c in candidates if Path(c).is_file()), None)
 
 
 def _duration(seconds: float) -> str:

@@ -48,7 +48,7 @@ __all__ = ["ParametersPanel", "SchemaField"]
 logger = logging.getLogger(__name__)
 
 _SECTIONS = {"": "General", "dataset": "Dataset", "training": "Training", "lora": "LoRA adapter"}
-_HIDDEN = {"schema_version", "model"}
+_HIDDEN = {"schema_version", "model", "launch"}  # launch: edited in the recipe file
 _STARTER_LABEL = "starter"
 _LABELS = {
     "per_device_train_batch_size": "batch size",
@@ -424,6 +424,8 @@ class ParametersPanel(Panel):
     def set_recipe(self, recipe: TrainingRecipe, *, validate: bool = True) -> None:
         """Show a recipe in the form."""
         data = recipe.model_dump(mode="json")
+        # The launch section has no fields in the form; it travels with the recipe unchanged.
+        self._launch = data.get("launch")
         for key, field in self._fields.items():
             value: Any = data
             for part in key.split("."):
@@ -504,6 +506,8 @@ class ParametersPanel(Panel):
     def form_data(self) -> dict[str, Any]:
         """The form's content as recipe data (may be invalid)."""
         data: dict[str, Any] = {"model": self.model_combo.currentText().strip()}
+        if getattr(self, "_launch", None) is not None:
+            data["launch"] = self._launch
         for key, field in self._fields.items():
             node = data
             *parents, last = key.split(".")

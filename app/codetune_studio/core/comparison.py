@@ -1,0 +1,270 @@
+"""Comparing runs: results per run, recipe differences by full field name, curves on one axis.
+
+Pure data and rules, no database: :mod:`codetune_studio.services.history` fills these from the
+stored runs and metrics, and the window, the CLI and the tests all read the same objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from codetune_studio.core.models import Run
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = [
+    "AXES",
+    "Axis",
+    "Comparison",
+    "Curve",
+    "LineageStep",
+    "RunResults",
+    "RunSummary",
+    "best_run",
+    "flatten_recipe",
+    "recipe_differences",
+    "x_values",
+]
+
+#: What a comparison's curves can be plotted against.
+Axis = Literal["step", "tokens", "epoch"]
+AXES: tuple[Axis, ...] = ("step", "tokens", "epoch")
+
+#: Metrics where larger is better; every other metric is minimised when picking the best run.
+_MAXIMISED = frozenset({"tokens_per_second", "accuracy"})
+
+
+class RunResults(BaseModel):
+    """A run's results, as the runs list and the comparison table show them.
+
+    Attributes:
+        steps: The last optimizer step with a logged metric.
+        final_loss: The training loss at that step.
+        best_eval_loss: The lowest evaluation loss.
+        perplexity: The perplexity at the best evaluation.
+        tokens_per_second: Mean training throughput.
+        tokens_seen: Training tokens processed (estimated between logged steps).
+        wall_time_s: From start to end (or to now, for a run still going).
+        peak_memory_mb: The highest memory use logged.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int | None = None
+    final_loss: float | None = None
+    best_eval_loss: float | None = None
+    perplexity: float | None = None
+    tokens_per_second: float | None = None
+    tokens_seen: float | None = None
+    wall_time_s: float | None = None
+    peak_memory_mb: float | None = None
+
+    def metric(self, name: str) -> float | None:
+        """A result by the metric name users pass to ``--metric`` (``eval_loss``, ``loss``...)."""
+        aliases = {"eval_loss": "best_eval_loss", "loss": "final_loss", "train_loss": "final_loss"}
+        value = getattr(self, aliases.get(name, name), None)
+        return float(value) if isinstance(value, int | float) else None
+
+
+class RunSummary(BaseModel):
+    """One row of the runs list: the run and its results.
+
+    Attributes:
+        run: The stored run.
+        results: Its results so far.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run: Run
+    results: RunResults
+
+    @property
+    def model(self) -> str:
+        """The base model the recipe names."""
+        return str(self.run.recipe.get("model", ""))
+
+    @property
+    def dataset(self) -> str:
+        """The dataset path or id the recipe names."""
+        dataset = self.run.recipe.get("dataset")
+        return str(dataset.get("path", "")) if isinstance(dataset, dict) else ""
+
+    @property
+    def method(self) -> str:
+        """The fine-tuning method (``lora``, ``full``...)."""
+        return str(self.run.recipe.get("method", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """One metric of one run, with every x axis a comparison may plot it against.
+
+    Attributes:
+        run_id: The run.
+        name: The metric name.
+        steps: Optimizer steps, ascending.
+        values: The metric's values at those steps (NaN where not finite).
+        tokens: Training tokens seen at those steps.
+        epochs: Fractional epoch at those steps.
+    """
+
+    run_id: int
+    name: str
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    tokens: list[float] = field(default_factory=list)
+    epochs: list[float] = field(default_factory=list)
+
+
+class LineageStep(BaseModel):
+    """One link of a run's ancestry.
+
+    Attributes:
+        run_id: The run.
+        name: Its name.
+        status: Its status.
+        relation: How it relates to the previous step: ``""`` for the first, then
+            ``"resumed from"`` or ``"cloned from"``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: int
+    name: str
+    status: str
+    relation: str = ""
+
+
+class Comparison(BaseModel):
+    """Two or more runs side by side.
+
+    Attributes:
+        runs: The runs, in the order asked for.
+        differences: Recipe fields that differ, by full dotted name, each with every run's
+            value (``None`` where a run's recipe lacks the field).
+        results: Each run's results.
+        metric: The metric the best run is chosen by.
+        best_run_id: The best run by that metric, if any run has it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    runs: list[Run]
+    differences: dict[str, dict[int, Any]]
+    results: dict[int, RunResults]
+    metric: str = "eval_loss"
+    best_run_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape ``runs compare --format json`` prints.
+
+        Returns:
+            ``{"differences": {field: {run id: value}}, "results": {run id: metrics},
+            "metric": ..., "best_run_id": ...}`` with run ids as strings (JSON keys).
+        """
+        return {
+            "differences": {
+                name: {str(run_id): value for run_id, value in values.items()}
+                for name, values in self.differences.items()
+            },
+            "results": {
+                str(run_id): results.model_dump(mode="json")
+                for run_id, results in self.results.items()
+            },
+            "metric": self.metric,
+            "best_run_id": self.best_run_id,
+        }
+
+
+def flatten_recipe(recipe: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested recipe into ``{"training.learning_rate": 0.0002, ...}``.
+
+    Lists stay whole values (``lora.target_modules``), so they compare as one field.
+
+    Args:
+        recipe: The recipe as JSON-compatible data.
+        prefix: Prepended to every key (used by the recursion).
+
+    Returns:
+        One entry per leaf field, keyed by its full dotted name.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in recipe.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten_recipe(value, prefix=name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def recipe_differences(
+    recipes: Mapping[int, Mapping[str, Any]], *, ignore: Iterable[str] = ("name",)
+) -> dict[str, dict[int, Any]]:
+    """The recipe fields whose values are not the same in every run.
+
+    Args:
+        recipes: Run id to its recipe.
+        ignore: Fields that differ by nature and say nothing about training (the label).
+
+    Returns:
+        Full field name to ``{run id: value}``, sorted by name.
+    """
+    flat = {run_id: flatten_recipe(recipe) for run_id, recipe in recipes.items()}
+    names = sorted({name for fields in flat.values() for name in fields} - set(ignore))
+    differences: dict[str, dict[int, Any]] = {}
+    for name in names:
+        values = {run_id: fields.get(name) for run_id, fields in flat.items()}
+        if len({_canonical(value) for value in values.values()}) > 1:
+            differences[name] = values
+    return differences
+
+
+def _canonical(value: Any) -> str:
+    return repr(value)
+
+
+def best_run(results: Mapping[int, RunResults], metric: str) -> int | None:
+    """The run with the best value of ``metric`` (lowest, except throughput-like metrics).
+
+    Args:
+        results: Run id to results.
+        metric: ``eval_loss`` (the best evaluation loss), ``loss`` (final training loss), or any
+            :class:`RunResults` field name.
+
+    Returns:
+        The best run's id, or ``None`` when no run has a finite value.
+    """
+    scored = [
+        (value, run_id)
+        for run_id, result in results.items()
+        if (value := result.metric(metric)) is not None and math.isfinite(value)
+    ]
+    if not scored:
+        return None
+    if metric in _MAXIMISED:
+        return max(scored)[1]
+    return min(scored)[1]
+
+
+def x_values(curve: Curve, axis: Axis) -> Sequence[float]:
+    """The x coordinates of ``curve`` on ``axis``.
+
+    Args:
+        curve: The curve.
+        axis: ``step``, ``tokens`` or ``epoch``.
+
+    Returns:
+        One x per point.
+    """
+    if axis == "tokens":
+        return curve.tokens
+    if axis == "epoch":
+        return curve.epochs
+    return [float(step) for step in curve.steps]

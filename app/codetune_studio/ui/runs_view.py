@@ -1,0 +1,695 @@
+"""The runs view: every run with its results, search and filters, a run's detail, and its menu.
+
+Taken out of ``MainWindow``. The view loads runs (and their results, in two aggregate queries)
+off the GUI thread, filters them as the user types without touching the database again, and asks
+the window to follow, resume, clone or compare runs through signals: it never starts a run itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from codetune_studio.core.status import RunStatus
+from codetune_studio.services.history import RunFilter, read_log_increment
+from codetune_studio.services.runs import StaleRun, find_stale_runs, mark_lost_run_failed
+from codetune_studio.ui import notify
+from codetune_studio.ui.runs_model import RunsTableModel
+from codetune_studio.ui.safe_slot import safe_slot
+from codetune_studio.ui.tasks import TaskHandle, run_in_thread
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from codetune_studio.core.comparison import LineageStep, RunResults, RunSummary
+    from codetune_studio.core.models import ModelVersion, Run
+    from codetune_studio.ui.studio_services import StudioServices
+
+__all__ = ["RunDetail", "RunsView"]
+
+logger = logging.getLogger(__name__)
+
+_ALL = "All"
+_LOG_POLL_MS = 1000
+_LOG_TAIL_BYTES = 256 * 1024
+
+
+class RunsView(QWidget):
+    """The central runs table with its filters and the selected run's detail.
+
+    Args:
+        services: The studio's services.
+        is_hosted: Says whether this window hosts a run's worker.
+        can_resume: Says whether a run may be resumed now (no other run training here).
+        parent: The Qt parent.
+    """
+
+    follow_requested = Signal(object)  # Run
+    resume_requested = Signal(object)  # Run
+    clone_requested = Signal(object)  # Run
+    compare_requested = Signal(list)  # list[int]
+    runs_loaded = Signal(list)  # list[Run]: every run, unfiltered
+
+    def __init__(
+        self,
+        services: StudioServices,
+        *,
+        is_hosted: Callable[[int], bool],
+        can_resume: Callable[[], bool],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self._is_hosted = is_hosted
+        self._can_resume = can_resume
+        self._task: TaskHandle | None = None
+        self._summaries: list[RunSummary] = []
+        #: Results of ended runs, which never change: not aggregated again on each refresh.
+        self._known_results: dict[int, RunResults] = {}
+        #: Runs still RUNNING in the database whose worker stopped reporting, by id.
+        self.lost_runs: dict[int, StaleRun] = {}
+        #: Asks before deleting a run; tests replace it.
+        self.confirm_delete: Callable[[Run], bool] = self._confirm_delete
+        self._build_ui()
+        self._connect_signals()
+
+    # --- construction -------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 4)
+        header = QHBoxLayout()
+        title = QLabel("Runs", self)
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        font.setBold(True)
+        title.setFont(font)
+        header.addWidget(title)
+        self.runs_summary = QLabel(self)
+        self.runs_summary.setStyleSheet("color: gray")
+        header.addWidget(self.runs_summary, 1)
+        self.compare_button = QPushButton("Compare", self)
+        self.compare_button.setObjectName("compareButton")
+        self.compare_button.setToolTip("Compare the selected runs (select two or more)")
+        self.compare_button.setEnabled(False)
+        header.addWidget(self.compare_button)
+        self.train_button = QPushButton("▶  Train", self)
+        self.train_button.setObjectName("trainButton")
+        self.train_button.setToolTip("Start a run with the current parameters (Ctrl+Return)")
+        self.train_button.setMinimumWidth(120)
+        self.train_button.setDefault(True)
+        self.train_button.setStyleSheet(
+            "QPushButton#trainButton { background: #2563eb; color: white; font-weight: bold;"
+            " padding: 6px 14px; border-radius: 4px; }"
+            "QPushButton#trainButton:disabled { background: palette(mid); color: palette(light); }"
+        )
+        header.addWidget(self.train_button)
+        layout.addLayout(header)
+        layout.addLayout(self._build_filters())
+
+        self.runs_model = RunsTableModel(self)
+        self.runs_table = QTableView(self)
+        self.runs_table.setObjectName("runsTable")
+        self.runs_table.setModel(self.runs_model)
+        self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.runs_table.setAlternatingRowColors(True)
+        self.runs_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.runs_table.verticalHeader().setVisible(False)
+        self.runs_table.verticalHeader().setDefaultSectionSize(24)
+        self.runs_table.setWordWrap(False)
+        self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header_view = self.runs_table.horizontalHeader()
+        header_view.setStretchLastSection(True)
+        header_view.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        widths = (44, 170, 76, 70, 80, 110, 110, 50, 115, 60, 60, 70, 70, 90)
+        for column, width in enumerate(widths):
+            self.runs_table.setColumnWidth(column, width)
+        self.runs_empty = QLabel(
+            "<h3>No runs yet</h3><p>1. Pick a dataset on the left (the bundled samples work "
+            "offline).<br>2. Choose a preset and a model on the right.<br>3. Press "
+            "<b>Train</b> and watch the curves below.</p>",
+            self,
+        )
+        self.runs_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.runs_empty.setStyleSheet("color: gray")
+        self.runs_stack = QStackedWidget(self)
+        self.runs_stack.addWidget(self.runs_empty)
+        self.runs_stack.addWidget(self.runs_table)
+        self.detail = RunDetail(self.services, self)
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.runs_stack)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 220])
+        layout.addWidget(splitter, 1)
+
+    def _build_filters(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.search_edit = QLineEdit(self)
+        self.search_edit.setObjectName("runsSearch")
+        self.search_edit.setPlaceholderText("Search id, name, note, model, dataset, tag…")
+        self.search_edit.setClearButtonEnabled(True)
+        row.addWidget(self.search_edit, 2)
+        self.status_filter = self._filter_combo("Status", [s.value for s in RunStatus], row)
+        self.owner_filter = self._filter_combo("Owner", [], row)
+        self.tag_filter = self._filter_combo("Tag", [], row)
+        self.model_filter = self._filter_combo("Model", [], row)
+        return row
+
+    def _filter_combo(self, label: str, values: list[str], row: QHBoxLayout) -> QComboBox:
+        row.addWidget(QLabel(label + ":", self))
+        combo = QComboBox(self)
+        combo.setObjectName(f"{label.lower()}Filter")
+        combo.addItems([_ALL, *values])
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        row.addWidget(combo, 1)
+        return combo
+
+    def _connect_signals(self) -> None:
+        self.search_edit.textChanged.connect(self._on_filters_changed)
+        for combo in self._filters():
+            combo.currentTextChanged.connect(self._on_filters_changed)
+        self.runs_table.doubleClicked.connect(self._on_runs_table_double_clicked)
+        self.runs_table.customContextMenuRequested.connect(self._on_runs_table_context_menu)
+        self.runs_table.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.compare_button.clicked.connect(self._on_compare_button_clicked)
+        self.detail.run_changed.connect(self._on_detail_run_changed)
+
+    def _filters(self) -> tuple[QComboBox, ...]:
+        return (self.status_filter, self.owner_filter, self.tag_filter, self.model_filter)
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload the runs and their results from the database, off the GUI thread."""
+        if self._task is not None and not self._task.done:
+            return
+        self._task = run_in_thread(
+            _load_runs, self.services, dict(self._known_results), on_return=self._on_runs_returned
+        )
+
+    @safe_slot()
+    def _on_runs_returned(self, result: tuple[list[RunSummary], list[StaleRun]]) -> None:
+        summaries, stale = result
+        # A run this window hosts is never lost: its worker's pipe says whether it lives.
+        stale = [s for s in stale if not self._is_hosted(s.run.id)]
+        newly_lost = [s for s in stale if s.run.id not in self.lost_runs]
+        self.lost_runs = {s.run.id: s for s in stale}
+        self._summaries = summaries
+        self._known_results = {s.run.id: s.results for s in summaries if s.run.status.is_terminal}
+        self._update_filter_choices()
+        self._show_filtered()
+        runs = [s.run for s in summaries]
+        self._update_summary(runs, stale)
+        if newly_lost:
+            names = ", ".join(f"{s.run.id} ({s.run.owner}@{s.run.host})" for s in newly_lost[:5])
+            notify.warning(
+                f"Run(s) {names} still say RUNNING, but their worker stopped reporting. "
+                "Right-click a run and choose Mark as failed to close it."
+            )
+        self.runs_loaded.emit(runs)
+
+    def _update_summary(self, runs: list[Run], stale: list[StaleRun]) -> None:
+        counts = {status: sum(1 for r in runs if r.status is status) for status in RunStatus}
+        active = counts[RunStatus.RUNNING] + counts[RunStatus.PENDING]
+        parts = [f"{len(runs)} runs"]
+        if active:
+            parts.append(f"{active} active")
+        if counts[RunStatus.QUEUED]:
+            parts.append(f"{counts[RunStatus.QUEUED]} queued")
+        if counts[RunStatus.FAILED]:
+            parts.append(f"{counts[RunStatus.FAILED]} failed")
+        if stale:
+            parts.append(f"{len(stale)} lost")
+        self.runs_summary.setText("  ·  ".join(parts))
+
+    def _update_filter_choices(self) -> None:
+        choices = {
+            self.owner_filter: sorted({s.run.owner for s in self._summaries}),
+            self.tag_filter: sorted({t for s in self._summaries for t in s.run.tags}),
+            self.model_filter: sorted({s.model for s in self._summaries if s.model}),
+        }
+        for combo, values in choices.items():
+            current = combo.currentText()
+            if [combo.itemText(i) for i in range(1, combo.count())] == values:
+                continue
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems([_ALL, *values])
+            combo.setCurrentText(current if current in values else _ALL)
+            combo.blockSignals(False)
+
+    def current_filter(self) -> RunFilter:
+        """The filter the search box and the combo boxes describe."""
+
+        def chosen(combo: QComboBox) -> str | None:
+            text = combo.currentText()
+            return None if text == _ALL else text
+
+        status = chosen(self.status_filter)
+        return RunFilter(
+            statuses=[RunStatus(status)] if status else (),
+            owner=chosen(self.owner_filter),
+            tag=chosen(self.tag_filter),
+            model=chosen(self.model_filter),
+            text=self.search_edit.text(),
+            limit=None,
+        )
+
+    def _show_filtered(self) -> None:
+        run_filter = self.current_filter()
+        shown = [
+            s
+            for s in self._summaries
+            if (not run_filter.statuses or s.run.status in run_filter.statuses)
+            and (run_filter.owner is None or s.run.owner == run_filter.owner)
+            and run_filter.matches(s)
+        ]
+        selected = {run.id for run in self.selected_runs()}
+        self.runs_model.set_runs(
+            [s.run for s in shown],
+            {run_id: stale.reason for run_id, stale in self.lost_runs.items()},
+            {s.run.id: s.results for s in shown},
+        )
+        self.runs_stack.setCurrentWidget(self.runs_table if self._summaries else self.runs_empty)
+        for run_id in selected:
+            row = self.runs_model.row_of(run_id)
+            if row is not None:
+                self.runs_table.selectRow(row)
+
+    @safe_slot()
+    def _on_filters_changed(self, *_: Any) -> None:
+        self._show_filtered()
+
+    # --- selection ----------------------------------------------------------------------------
+
+    def selected_runs(self) -> list[Run]:
+        """The runs selected in the table, top to bottom."""
+        rows = sorted(index.row() for index in self.runs_table.selectionModel().selectedRows())
+        return [run for row in rows if (run := self.runs_model.run_at(row)) is not None]
+
+    def selected_run(self) -> Run | None:
+        """The first selected run."""
+        runs = self.selected_runs()
+        return runs[0] if runs else None
+
+    def select_runs(self, run_ids: list[int]) -> None:
+        """Select these runs (those shown)."""
+        self.runs_table.clearSelection()
+        mode = self.runs_table.selectionMode()
+        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for run_id in run_ids:
+            row = self.runs_model.row_of(run_id)
+            if row is not None:
+                self.runs_table.selectRow(row)
+        self.runs_table.setSelectionMode(mode)
+
+    @safe_slot()
+    def _on_selection_changed(self, *_: Any) -> None:
+        runs = self.selected_runs()
+        self.compare_button.setEnabled(len(runs) >= 2)
+        if len(runs) == 1:
+            self.detail.show_run(runs[0])
+
+    @safe_slot()
+    def _on_runs_table_double_clicked(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.follow_requested.emit(run)
+
+    @safe_slot()
+    def _on_compare_button_clicked(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) < 2:
+            notify.warning("Select two or more runs to compare (Ctrl+click or Shift+click).")
+            return
+        self.compare_requested.emit([run.id for run in runs])
+
+    @safe_slot()
+    def _on_detail_run_changed(self) -> None:
+        self.refresh()
+
+    # --- context menu -------------------------------------------------------------------------
+
+    @safe_slot()
+    def _on_runs_table_context_menu(self, position: Any) -> None:
+        index = self.runs_table.indexAt(position)
+        if index.isValid() and index.row() not in {
+            i.row() for i in self.runs_table.selectionModel().selectedRows()
+        }:
+            self.runs_table.selectRow(index.row())
+        run = self.selected_run()
+        if run is None:
+            return
+        self.build_run_menu(run).exec(self.runs_table.viewport().mapToGlobal(position))
+
+    def build_run_menu(self, run: Run) -> QMenu:
+        """The context menu for one run (its actions carry object names like ``cloneRunAction``).
+
+        Args:
+            run: The run right-clicked.
+
+        Returns:
+            The menu.
+        """
+        menu = QMenu(self)
+        menu.setObjectName("runMenu")
+        hosted = self._is_hosted(run.id)
+        selected = [r.id for r in self.selected_runs()]
+        entries: list[tuple[str, str, Callable[[], Any], bool]] = [
+            ("followRunAction", "Follow in monitor", lambda: self.follow_requested.emit(run), True),
+            (
+                "resumeRunAction",
+                "Resume from last checkpoint",
+                lambda: self.resume_requested.emit(run),
+                bool(run.output_dir) and run.status.is_terminal and self._can_resume(),
+            ),
+            (
+                "cloneRunAction",
+                "Clone into Parameters",
+                lambda: self.clone_requested.emit(run),
+                True,
+            ),
+            (
+                "compareRunsAction",
+                f"Compare selected ({len(selected)})",
+                lambda: self.compare_requested.emit(selected),
+                len(selected) >= 2,
+            ),
+            (
+                "openRunFolderAction",
+                "Open output folder",
+                lambda: self._open_output_folder(run),
+                bool(run.output_dir),
+            ),
+            ("copyRunIdAction", "Copy run id", lambda: self._copy_run_id(run), True),
+        ]
+        if run.id in self.lost_runs:
+            entries.append(
+                ("markFailedAction", "Mark as failed", lambda: self._mark_failed(run), True)
+            )
+        entries.append(
+            (
+                "deleteRunAction",
+                "Delete run…",
+                lambda: self._delete_run(run),
+                run.status.is_terminal and not hosted,
+            )
+        )
+        for object_name, text, slot, enabled in entries:
+            if object_name == "deleteRunAction":
+                menu.addSeparator()
+            action = menu.addAction(text)
+            action.setObjectName(object_name)
+            action.setEnabled(enabled)
+            action.triggered.connect(safe_slot()(slot))
+        return menu
+
+    def _open_output_folder(self, run: Run) -> None:
+        folder = Path(run.output_dir or "")
+        if not run.output_dir or not folder.is_dir():
+            notify.warning(
+                f"Run {run.id}'s output folder {folder} is not on this machine: it lives on "
+                f"{run.host}."
+            )
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _copy_run_id(self, run: Run) -> None:
+        QGuiApplication.clipboard().setText(str(run.id))
+        notify.info(f"Copied run id {run.id}")
+
+    def _mark_failed(self, run: Run) -> None:
+        stale = self.lost_runs.get(run.id)
+        if stale is None:
+            return
+
+        def done(_: object) -> None:
+            self.lost_runs.pop(run.id, None)
+            notify.info(f"Run {run.id} marked as failed: {stale.reason}.")
+            self.refresh()
+
+        run_in_thread(mark_lost_run_failed, self.services.experiments, stale, on_return=done)
+
+    def _confirm_delete(self, run: Run) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Delete run",
+            f"Delete run {run.id} ({run.name}) and its metrics from the database?\n\n"
+            f"Its files in {run.output_dir or 'its output folder'} are kept; delete them "
+            "yourself (or with `codetune-studio runs delete --files`) if you no longer need them.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _delete_run(self, run: Run) -> None:
+        if not self.confirm_delete(run):
+            return
+
+        def done(_: object) -> None:
+            notify.info(f"Run {run.id} deleted; its files are kept in {run.output_dir}.")
+            self.refresh()
+
+        run_in_thread(self.services.experiments.delete_run, run.id, on_return=done)
+
+    def shutdown(self) -> None:
+        """Stop loading and tailing; the window is closing."""
+        if self._task is not None:
+            self._task.cancel()
+        self.detail.shutdown()
+
+
+def _load_runs(
+    services: StudioServices, known: dict[int, RunResults]
+) -> tuple[list[RunSummary], list[StaleRun]]:
+    """Runs with results, and those whose worker stopped reporting (on a worker thread)."""
+    summaries = services.history.list_runs(RunFilter(limit=500), known=known)
+    stale = find_stale_runs([s.run for s in summaries], datetime.now(UTC))
+    return summaries, stale
+
+
+class RunDetail(QTabWidget):
+    """One run in depth: results, tags and note, recipe, whole log (tailing), outputs, lineage.
+
+    Args:
+        services: The studio's services.
+        parent: The Qt parent.
+    """
+
+    run_changed = Signal()  # its tags or note were saved
+
+    def __init__(self, services: StudioServices, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runDetail")
+        self.services = services
+        self.run: Run | None = None
+        self._log_path: Path | None = None
+        self._log_offset = 0
+        self._load: TaskHandle | None = None
+        self._tail: TaskHandle | None = None
+        self._build_ui()
+        self._log_timer = QTimer(self)
+        self._log_timer.setInterval(_LOG_POLL_MS)
+        self._log_timer.timeout.connect(self._on_log_timer_timeout)
+
+    def _build_ui(self) -> None:
+        summary = QWidget(self)
+        form = QFormLayout(summary)
+        self.title_label = QLabel("Select a run to see its details.", summary)
+        self.title_label.setWordWrap(True)
+        self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.title_label)
+        self.results_label = QLabel(summary)
+        self.results_label.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow("Results", self.results_label)
+        self.files_label = QLabel(summary)
+        self.files_label.setWordWrap(True)
+        self.files_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Files", self.files_label)
+        self.lineage_label = QLabel(summary)
+        self.lineage_label.setWordWrap(True)
+        form.addRow("Lineage", self.lineage_label)
+        tags_row = QHBoxLayout()
+        self.tags_edit = QLineEdit(summary)
+        self.tags_edit.setObjectName("runTags")
+        self.tags_edit.setPlaceholderText("comma-separated tags, e.g. baseline, keep")
+        tags_row.addWidget(self.tags_edit, 1)
+        form.addRow("Tags", tags_row)
+        self.note_edit = QPlainTextEdit(summary)
+        self.note_edit.setObjectName("runNote")
+        self.note_edit.setPlaceholderText("A note about this run")
+        self.note_edit.setMaximumHeight(48)
+        form.addRow("Note", self.note_edit)
+        self.save_button = QPushButton("Save tags and note", summary)
+        self.save_button.setObjectName("saveRunLabels")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self._on_save_button_clicked)
+        form.addRow(self.save_button)
+        # Scrolls rather than pushing the runs table to a few rows when space is short.
+        scroller = QScrollArea(self)
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroller.setWidget(summary)
+        self.addTab(scroller, "Summary")
+        self.recipe_view = QPlainTextEdit(self)
+        self.recipe_view.setReadOnly(True)
+        self.addTab(self.recipe_view, "Recipe")
+        self.log_view = QPlainTextEdit(self)
+        self.log_view.setObjectName("runLog")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(20_000)
+        self.addTab(self.log_view, "Log")
+        self.outputs_view = QPlainTextEdit(self)
+        self.outputs_view.setReadOnly(True)
+        self.addTab(self.outputs_view, "Outputs")
+
+    def show_run(self, run: Run) -> None:
+        """Show a run: its stored details now, then results, lineage and log as they load."""
+        self.run = run
+        self.title_label.setText(
+            f"<b>Run {run.id}</b> · {run.name} · {run.status.value} · {run.owner}@{run.host}"
+            + (f"<br><span style='color:#dc2626'>{run.error}</span>" if run.error else "")
+        )
+        self.tags_edit.setText(", ".join(run.tags))
+        self.note_edit.setPlainText(run.note or "")
+        self.save_button.setEnabled(True)
+        self.recipe_view.setPlainText(json.dumps(run.recipe, indent=2))
+        where = run.output_dir or "(no output folder yet)"
+        self.files_label.setText(f"{where} on {run.host}")
+        self.log_view.clear()
+        self._log_path = None
+        self._log_offset = 0
+        self._log_timer.stop()
+        if self._load is not None:
+            self._load.cancel()
+        self._load = run_in_thread(_load_detail, self.services, run, on_return=self._on_loaded)
+
+    @safe_slot()
+    def _on_loaded(
+        self,
+        result: tuple[int, RunSummary, list[LineageStep], list[ModelVersion], Path | None],
+    ) -> None:
+        run_id, summary, lineage, versions, log_path = result
+        if self.run is None or run_id != self.run.id:
+            return
+        r = summary.results
+
+        def num(value: float | None, digits: int = 4) -> str:
+            return "-" if value is None else f"{value:.{digits}g}"
+
+        self.results_label.setText(
+            f"steps {r.steps or 0}/{summary.run.total_steps or '?'} · final loss "
+            f"{num(r.final_loss)} · best eval {num(r.best_eval_loss)} · perplexity "
+            f"{num(r.perplexity)} · {num(r.tokens_per_second, 5)} tokens/s · peak "
+            f"{num(r.peak_memory_mb, 5)} MB"
+        )
+        self.lineage_label.setText(
+            "  ←  ".join(
+                (f"{step.relation} " if step.relation else "")
+                + f"run {step.run_id} ({step.status})"
+                for step in lineage
+            )
+        )
+        self.outputs_view.setPlainText(
+            "\n".join(f"Model version {v.id}: {v.path}" for v in versions)
+            or "No model version yet (a run registers one when it finishes)."
+        )
+        self._log_path = log_path
+        if log_path is None:
+            self.log_view.setPlainText(
+                f"The log is on {summary.run.host} "
+                f"({summary.run.log_path or summary.run.output_dir or 'its output folder'}); "
+                "it is not reachable from this machine."
+            )
+            return
+        self._on_log_timer_timeout()
+        if not summary.run.status.is_terminal:
+            self._log_timer.start()
+
+    @safe_slot()
+    def _on_log_timer_timeout(self) -> None:
+        if self._log_path is None or (self._tail is not None and not self._tail.done):
+            return
+        run_id = self.run.id if self.run is not None else None
+        self._tail = run_in_thread(
+            _read_log, self._log_path, self._log_offset, run_id, on_return=self._on_log_read
+        )
+
+    @safe_slot()
+    def _on_log_read(self, result: tuple[int | None, int, list[str]]) -> None:
+        run_id, offset, lines = result
+        if self.run is None or run_id != self.run.id:
+            return
+        self._log_offset = offset
+        if lines:
+            self.log_view.appendPlainText("\n".join(lines))
+
+    @safe_slot()
+    def _on_save_button_clicked(self) -> None:
+        if self.run is None:
+            return
+        run_id = self.run.id
+        tags = [tag.strip() for tag in self.tags_edit.text().split(",")]
+        note = self.note_edit.toPlainText()
+
+        def save() -> Run:
+            self.services.history.set_tags(run_id, tags)
+            return self.services.history.set_note(run_id, note)
+
+        def saved(run: Run) -> None:
+            notify.info(f"Saved the tags and note of run {run.id}.")
+            self.run_changed.emit()
+
+        run_in_thread(save, on_return=saved)
+
+    def shutdown(self) -> None:
+        """Stop tailing the log."""
+        self._log_timer.stop()
+        for task in (self._load, self._tail):
+            if task is not None:
+                task.cancel()
+
+
+def _load_detail(
+    services: StudioServices, run: Run
+) -> tuple[int, RunSummary, list[LineageStep], list[ModelVersion], Path | None]:
+    history = services.history
+    summary = history.get_summary(run.id)
+    lineage = history.run_lineage(run.id)
+    versions = services.experiments.list_model_versions(run_id=run.id)
+    return run.id, summary, lineage, versions, history.log_file(summary.run)
+
+
+def _read_log(path: Path, offset: int, run_id: int | None) -> tuple[int | None, int, list[str]]:
+    """New lines of a log since ``offset``, tagged with the run they belong to."""
+    new_offset, lines = read_log_increment(path, offset, first_bytes=_LOG_TAIL_BYTES)
+    return run_id, new_offset, lines

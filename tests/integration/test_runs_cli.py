@@ -1,0 +1,140 @@
+"""``runs``, ``models`` and ``queue`` commands on recorded runs (no training), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from codetune_studio.cli import main
+from codetune_studio.core.models import MetricPoint
+from codetune_studio.core.status import RunStatus
+from codetune_studio.services.database import open_database
+from codetune_studio.services.experiments import ExperimentService
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+RECIPE = {"model": "tiny-model", "dataset": {"path": "data.jsonl"}, "training": {"max_steps": 2}}
+
+
+@pytest.fixture
+def experiments(database_url: str, tmp_path: Path) -> Iterator[ExperimentService]:
+    opened = open_database(database_url, sqlite_path=tmp_path / "x.db", allow_fallback=False)
+    yield ExperimentService(opened.database)
+    opened.close()
+
+
+def _run(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = main(["--database", database_url, "--data-dir", str(tmp_path / "home"), *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _finished(experiments: ExperimentService, folder: Path) -> int:
+    folder.mkdir(parents=True)
+    run = experiments.create_run("cli-run", RECIPE, output_dir=str(folder))
+    experiments.start_run(run.id, pid=1, total_steps=2)
+    experiments.record_metrics(
+        run.id, [MetricPoint(1, "loss", 2.0, 0.0), MetricPoint(2, "loss", 1.5, 0.0)]
+    )
+    experiments.finish_run(run.id, RunStatus.FINISHED)
+    return run.id
+
+
+def test_runs_list_json_has_the_documented_fields_newest_first(
+    database_url: str,
+    experiments: ExperimentService,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = _finished(experiments, tmp_path / "a")
+    second = _finished(experiments, tmp_path / "b")
+    status, out, _ = _run(database_url, tmp_path, capsys, "runs", "tag", str(first), "keep", "v1")
+    assert status == 0
+    assert "keep, v1" in out
+
+    status, out, _ = _run(database_url, tmp_path, capsys, "runs", "list", "--format", "json")
+
+    assert status == 0
+    rows: list[dict[str, Any]] = json.loads(out)
+    assert [row["id"] for row in rows] == [second, first]
+    required = {"id", "name", "status", "owner", "model", "dataset", "started_at", "steps"}
+    assert required | {"final_loss", "best_eval_loss", "tags"} <= set(rows[0])
+    assert rows[1]["tags"] == ["keep", "v1"]
+    assert rows[1]["steps"] == 2
+    assert rows[1]["final_loss"] == 1.5
+    assert rows[1]["model"] == "tiny-model"
+    status, out, _ = _run(
+        database_url, tmp_path, capsys, "runs", "list", "--tag", "keep", "--format", "json"
+    )
+    assert [row["id"] for row in json.loads(out)] == [first]
+    status, out, _ = _run(database_url, tmp_path, capsys, "runs", "list")
+    assert "cli-run" in out
+    assert "2/2" in out
+
+
+def test_runs_delete_asks_or_takes_yes_and_removes_files_only_with_files(
+    database_url: str,
+    experiments: ExperimentService,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kept = _finished(experiments, tmp_path / "kept")
+    gone = _finished(experiments, tmp_path / "gone")
+
+    status, _, err = _run(database_url, tmp_path, capsys, "runs", "delete", str(kept))
+    assert status == 2  # no terminal to ask on, and no --yes
+    assert "--yes" in err
+    assert experiments.get_run(kept).id == kept
+
+    status, _, _ = _run(database_url, tmp_path, capsys, "runs", "delete", str(kept), "--yes")
+    assert status == 0
+    assert (tmp_path / "kept").is_dir()
+    status, out, _ = _run(
+        database_url, tmp_path, capsys, "runs", "delete", str(gone), "--files", "--yes"
+    )
+    assert status == 0
+    assert str(tmp_path / "gone") in out
+    assert not (tmp_path / "gone").exists()
+    assert experiments.list_runs() == []
+
+
+def test_models_list_show_and_lineage(
+    database_url: str,
+    experiments: ExperimentService,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = _finished(experiments, tmp_path / "first")
+    v1 = experiments.add_model_version("v1", path="/a", base_model="tiny-model", run_id=first)
+    resumed = experiments.create_run("again", RECIPE, resumed_from_id=first)
+    v2 = experiments.add_model_version(
+        "v2", path="/b", base_model="tiny-model", run_id=resumed.id, parent_id=v1.id
+    )
+
+    status, out, _ = _run(database_url, tmp_path, capsys, "models", "list", "--format", "json")
+    assert status == 0
+    assert [row["id"] for row in json.loads(out)] == [v2.id, v1.id]
+    status, out, _ = _run(database_url, tmp_path, capsys, "models", "show", str(v2.id))
+    assert status == 0
+    assert "parent version  1" in out
+    status, out, _ = _run(
+        database_url, tmp_path, capsys, "models", "lineage", str(v2.id), "--format", "json"
+    )
+    chain = json.loads(out)
+    assert [link["id"] for link in chain] == [v2.id, v1.id]
+    assert [(s["run_id"], s["relation"]) for s in chain[0]["runs"]] == [
+        (resumed.id, ""),
+        (first, "resumed from"),
+    ]
+    status, out, _ = _run(database_url, tmp_path, capsys, "models", "lineage", str(v2.id))
+    assert "resumed from run" in out
+    assert "base model: tiny-model" in out
