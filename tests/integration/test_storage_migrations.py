@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"datasets", "training_configs", "runs", "metrics", "model_versions", "plugin_results"}
+TABLES = {
+    "datasets",
+    "training_configs",
+    "runs",
+    "metrics",
+    "model_versions",
+    "plugin_results",
+    "eval_results",
+}
 
 
 @pytest.fixture
@@ -47,13 +55,13 @@ def test_upgrade_reaches_head_and_the_schema_matches_the_orm(database: Database)
     before, after = database.upgrade()
 
     assert (before, after) == (None, database.head_revision())
-    assert database.current_revision() == "0001"
+    assert database.current_revision() == "0003"
     assert _schema_diff(database) == []
 
 
 def test_upgrading_twice_changes_nothing(database: Database) -> None:
     database.upgrade()
-    assert database.upgrade() == ("0001", "0001")
+    assert database.upgrade() == ("0003", "0003")
     assert _schema_diff(database) == []
 
 
@@ -113,10 +121,10 @@ def test_two_studios_upgrading_one_fresh_postgres_database_at_once_both_succeed(
     try:
         assert errors == []
         # One studio migrated from scratch; the other waited on the lock and found it done.
-        assert sorted(results, key=lambda r: r[0] or "") == [(None, "0001"), ("0001", "0001")]
+        assert sorted(results, key=lambda r: r[0] or "") == [(None, "0003"), ("0003", "0003")]
         with studios[0].engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0001",)]
+        assert versions == [("0003",)]
         assert _schema_diff(studios[0]) == []
     finally:
         for db in studios:
@@ -172,4 +180,4 @@ def test_opening_an_up_to_date_database_does_not_load_alembic(tmp_path: Path) ->
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["True", "False", "0001"]
+    assert result.stdout.split() == ["True", "False", "0003"]

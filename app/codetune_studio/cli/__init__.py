@@ -16,6 +16,8 @@ from codetune_studio import __version__
 from codetune_studio.cli import analyze as analyze_cmd
 from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
+from codetune_studio.cli import evaluate as eval_cmd
+from codetune_studio.cli import generate as generate_cmd
 from codetune_studio.cli import keys as keys_cmd
 from codetune_studio.cli import paths as paths_cmd
 from codetune_studio.cli import plugins as plugins_cmd
@@ -31,7 +33,17 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd)
+COMMANDS = (
+    paths_cmd,
+    db_cmd,
+    keys_cmd,
+    train_cmd,
+    dataset_cmd,
+    analyze_cmd,
+    plugins_cmd,
+    generate_cmd,
+    eval_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

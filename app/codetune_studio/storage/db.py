@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 #: The Alembic script folder shipped inside the package.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: The newest migration in ``migrations/versions``; a test keeps the two in step.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0003"
 _VERSION_TABLE = "alembic_version"
 
 #: Key of the PostgreSQL advisory lock that serialises schema upgrades across studios.

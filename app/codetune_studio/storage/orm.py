@@ -33,6 +33,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "Base",
     "DatasetRow",
+    "EvalResultRow",
     "MetricRow",
     "ModelVersionRow",
     "PluginResultRow",
@@ -214,4 +215,25 @@ class PluginResultRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvalResultRow(Base):
+    """One model (or its base) evaluated on a task set: scores and per-task outcomes."""
+
+    __tablename__ = "eval_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    label: Mapped[str] = mapped_column(String(500))
+    variant: Mapped[str] = mapped_column(String(16))
+    task_source: Mapped[str] = mapped_column(Text)
+    num_tasks: Mapped[int] = mapped_column(Integer)
+    samples_per_task: Mapped[int] = mapped_column(Integer)
+    temperature: Mapped[float] = mapped_column(Double)
+    pass_at_1: Mapped[float] = mapped_column(Double)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

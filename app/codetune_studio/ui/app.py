@@ -199,6 +199,7 @@ def build_services(context: StudioContext, opened: OpenedDatabase) -> StudioServ
     Returns:
         The services.
     """
+    from codetune_studio.services.evaluation import EvalService, local_analyzer
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.ui.studio_services import StudioServices
 
@@ -213,6 +214,7 @@ def build_services(context: StudioContext, opened: OpenedDatabase) -> StudioServ
         database_url=opened.database.connection_url,
         offline=context.offline,
         fallback_reason=opened.fallback_reason,
+        evaluations=EvalService(opened.database, analyzer=local_analyzer()),
     )
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from codetune_studio.plugins.registry import PluginEntry
     from codetune_studio.secrets import SecretStore
     from codetune_studio.services.analysis import AnalysisService
+    from codetune_studio.services.evaluation import EvalService
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.services.training import TrainingRunService
 
@@ -164,6 +165,7 @@ class StudioServices:
         test_database: Tries a database URL for the Settings dialog.
         resources: The folder with sample datasets, recipes and docs.
         fallback_reason: Why the local store stands in for an unreachable PostgreSQL, if it does.
+        evaluations: Runs and stores code evaluations (the Eval panel); ``None`` stores nothing.
     """
 
     experiments: ExperimentService
@@ -177,6 +179,7 @@ class StudioServices:
     test_database: Callable[[str, Path], str] = probe_database
     resources: Path = field(default_factory=resources_dir)
     fallback_reason: str | None = None
+    evaluations: EvalService | None = None
 
     @property
     def analysis(self) -> AnalysisService:
