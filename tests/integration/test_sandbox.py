@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_a_fork_bomb_is_contained_and_leaves_no_process_behind(
     )
     assert not passed
     assert reason in {"timeout", "crashed", "failed"}
-    assert _processes_mentioning(str(tmp_path)) == []
+    assert _gone(str(tmp_path))
 
 
 def test_memory_beyond_the_limit_fails(sandbox: Sandbox) -> None:
@@ -135,6 +136,15 @@ def test_the_network_is_unreachable_where_namespaces_work(sandbox: Sandbox) -> N
     assert "blocked" in output
 
 
+def _gone(text: str) -> bool:
+    """Whether every process mentioning ``text`` has gone (killed ones may take a moment)."""
+    for _ in range(100):
+        if not _processes_mentioning(text):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _processes_mentioning(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -143,3 +153,22 @@ def _processes_mentioning(text: str) -> list[int]:
                 if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
                     found.append(int(entry.name))
     return found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "while True:\n    pass\n",
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+    ],
+    ids=["loop", "fork-bomb"],
+)
+def test_without_namespaces_the_process_group_kill_still_contains_it(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    fallback = Sandbox(LIMITS, isolation="process-group")
+    result = fallback.run(source)
+    assert not result.passed
+    assert result.reason in {"timeout", "crashed", "failed"}
+    assert _gone(str(tmp_path))

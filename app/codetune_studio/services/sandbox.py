@@ -45,6 +45,7 @@ SANDBOX_MODULE = "codetune_studio.worker.sandbox"
 Isolation = Literal["namespaces", "user-namespaces", "process-group"]
 
 _NOBODY = 65534
+_KILL_ROUNDS = 50  # SIGKILL rounds for a process group until it is empty
 _OUTPUT_SHOWN = 4000  # characters of a sample's output kept in results
 #: Variables a sandboxed program sees; nothing else of the parent's environment reaches it.
 _SANDBOX_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
@@ -216,9 +217,16 @@ class Sandbox:
             timed_out = True
         else:
             timed_out = False
-        # Always: a finished first process may leave children behind (a fork bomb's).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        # Always: a finished first process may leave children behind (a fork bomb's), and a
+        # child forked while the first kill was delivered escapes it, so repeat until none is left.
+        for _ in range(_KILL_ROUNDS):
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                break
+            if process.poll() is None:
+                process.wait()
+            time.sleep(0.02)
         process.wait()
         return timed_out
 
