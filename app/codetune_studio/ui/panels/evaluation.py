@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -99,6 +99,7 @@ class EvalPanel(Panel):
 
     def _build_ui(self, default_tasks: Path | None) -> None:
         self.tasks_edit = QLineEdit(str(default_tasks or ""), self)
+        self.tasks_edit.setMinimumWidth(260)
         self.tasks_edit.setPlaceholderText("task file (JSONL)")
         self.browse_button = QPushButton("…", self)
         self.samples = QSpinBox(self)
@@ -160,6 +161,7 @@ class EvalPanel(Panel):
         self.results.itemSelectionChanged.connect(self._on_results_item_selection_changed)
         self.tree.currentItemChanged.connect(self._on_tree_current_item_changed)
         self.picker.changed.connect(lambda _v: self._update_buttons())
+        self.picker.refresh_button.clicked.connect(self.reload_results)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -169,11 +171,20 @@ class EvalPanel(Panel):
         return self._run is not None and not self._run.done
 
     def refresh(self) -> None:
-        """Reload the stored evaluations in the background."""
+        """Reload the model versions and the stored evaluations in the background."""
         self.picker.refresh()
+        self.reload_results()
+
+    def reload_results(self) -> None:
+        """Reload the stored evaluations (others may have added some from the CLI)."""
         if self._load is not None:
             self._load.cancel()
         self._load = run_in_thread(self._evaluations.list_results, on_return=self._show_results)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self.running:
+            self.reload_results()
 
     def start(self) -> None:
         """Evaluate the chosen model on the task file in the background."""
