@@ -106,7 +106,7 @@ def test_upgrade_can_be_left_to_an_explicit_db_upgrade(tmp_path: Path) -> None:
     try:
         service = DatabaseService(opened.database)
         assert service.status().revision is None
-        assert service.upgrade() == (None, "0001")
+        assert service.upgrade() == (None, "0003")
         assert service.status().is_current
     finally:
         opened.close()

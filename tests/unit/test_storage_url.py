@@ -75,7 +75,7 @@ def test_alembic_config_finds_the_shipped_migrations_without_an_ini_file() -> No
     assert config.config_file_name is None
     assert Path(config.get_main_option("script_location") or "") == MIGRATIONS_DIR
     script = ScriptDirectory.from_config(config)
-    assert script.get_current_head() == "0001"
+    assert script.get_current_head() == "0003"
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 

@@ -269,7 +269,9 @@ def load_generator(
     from peft import PeftModel
 
     from codetune_studio.engine.peft_setup import device_type
+    from codetune_studio.engine.threads import configure_torch_threads
 
+    configure_torch_threads()  # CODETUNE_TORCH_THREADS caps generation as it caps training
     target = device or device_type()
     model: Any
     try:
