@@ -30,6 +30,7 @@ TABLES = {
     "model_versions",
     "plugin_results",
     "audit_log",
+    "eval_results",
 }
 
 

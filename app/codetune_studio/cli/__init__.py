@@ -17,6 +17,8 @@ from codetune_studio.cli import analyze as analyze_cmd
 from codetune_studio.cli import audit as audit_cmd
 from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
+from codetune_studio.cli import evaluate as eval_cmd
+from codetune_studio.cli import generate as generate_cmd
 from codetune_studio.cli import keys as keys_cmd
 from codetune_studio.cli import models as models_cmd
 from codetune_studio.cli import paths as paths_cmd
@@ -42,6 +44,8 @@ COMMANDS: tuple[ModuleType, ...] = (
 )  # fmt: skip
 #: Run history, queue, sweeps and model versions.
 COMMANDS += (runs_cmd, queue_cmd, sweep_cmd, models_cmd)
+#: Generation and code evaluation.
+COMMANDS += (generate_cmd, eval_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

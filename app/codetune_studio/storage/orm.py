@@ -34,6 +34,7 @@ __all__ = [
     "AuditRow",
     "Base",
     "DatasetRow",
+    "EvalResultRow",
     "MetricRow",
     "ModelVersionRow",
     "PluginResultRow",
@@ -238,3 +239,22 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]]
+class EvalResultRow(Base):
+    """One model (or its base) evaluated on a task set: scores and per-task outcomes."""
+
+    __tablename__ = "eval_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    label: Mapped[str] = mapped_column(String(500))
+    variant: Mapped[str] = mapped_column(String(16))
+    task_source: Mapped[str] = mapped_column(Text)
+    num_tasks: Mapped[int] = mapped_column(Integer)
+    samples_per_task: Mapped[int] = mapped_column(Integer)
+    temperature: Mapped[float] = mapped_column(Double)
+    pass_at_1: Mapped[float] = mapped_column(Double)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

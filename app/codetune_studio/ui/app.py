@@ -200,6 +200,7 @@ def build_services(context: StudioContext, opened: OpenedDatabase) -> StudioServ
         The services.
     """
     from codetune_studio.services.audit import AuditService
+    from codetune_studio.services.evaluation import EvalService, local_analyzer
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.ui.studio_services import StudioServices
 
@@ -215,6 +216,7 @@ def build_services(context: StudioContext, opened: OpenedDatabase) -> StudioServ
         offline=context.offline,
         fallback_reason=opened.fallback_reason,
         audit=AuditService(opened.database),
+        evaluations=EvalService(opened.database, analyzer=local_analyzer()),
     )
 
 

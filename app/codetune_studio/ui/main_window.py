@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
             self.parameters_panel,
             self.monitor_panel,
             self.plugins_panel,
+            *self._build_playground_panels(),
         ]
         self._add_experiment_panels()
         self.docks: dict[str, QDockWidget] = {}
@@ -210,7 +211,35 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["monitor"], self.docks["models"])
         self.docks["parameters"].raise_()
         self.docks["monitor"].raise_()
+        self._tabify_playground_docks()
         self._apply_default_sizes()
+
+    def _build_playground_panels(self) -> list[Panel]:
+        """The Playground and Eval panels (issue 10): generation and code evaluation."""
+        from codetune_studio.services.evaluation import EvalService
+        from codetune_studio.ui.panels.evaluation import EvalPanel
+        from codetune_studio.ui.panels.playground import PlaygroundPanel, model_resolver
+
+        resolve = model_resolver(
+            self.services.experiments, self.services.paths.data_dir, offline=self.services.offline
+        )
+        self.playground_panel = PlaygroundPanel(self.services.experiments, resolve, self)
+        self.eval_panel = EvalPanel(
+            self.services.evaluations or EvalService(None),
+            self.services.experiments,
+            resolve,
+            self.services.resources / "eval" / "python-tasks.jsonl",
+            self,
+        )
+        self.playground_panel.picker.refresh()
+        self.eval_panel.refresh()
+        return [self.playground_panel, self.eval_panel]
+
+    def _tabify_playground_docks(self) -> None:
+        """Playground and Eval share the bottom area with the monitor, as tabs behind it."""
+        self.tabifyDockWidget(self.docks["monitor"], self.docks["playground"])
+        self.tabifyDockWidget(self.docks["monitor"], self.docks["evaluation"])
+        self.docks["monitor"].raise_()
 
     def _apply_default_sizes(self) -> None:
         width = max(self.width(), 1200)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from codetune_studio.secrets import SecretStore
     from codetune_studio.services.analysis import AnalysisService
     from codetune_studio.services.audit import AuditService
+    from codetune_studio.services.evaluation import EvalService
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.services.history import RunHistoryService
     from codetune_studio.services.queue import QueueService
@@ -171,6 +172,7 @@ class StudioServices:
         resources: The folder with sample datasets, recipes and docs.
         fallback_reason: Why the local store stands in for an unreachable PostgreSQL, if it does.
         audit: Records keys set or deleted and database switches; ``None`` records nothing.
+        evaluations: Runs and stores code evaluations (the Eval panel); ``None`` stores nothing.
     """
 
     experiments: ExperimentService
@@ -185,6 +187,7 @@ class StudioServices:
     resources: Path = field(default_factory=resources_dir)
     fallback_reason: str | None = None
     audit: AuditService | None = None
+    evaluations: EvalService | None = None
 
     @property
     def analysis(self) -> AnalysisService:
