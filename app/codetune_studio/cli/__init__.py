@@ -16,10 +16,12 @@ from codetune_studio import __version__
 from codetune_studio.cli import analyze as analyze_cmd
 from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
+from codetune_studio.cli import export as export_cmd
 from codetune_studio.cli import keys as keys_cmd
 from codetune_studio.cli import paths as paths_cmd
 from codetune_studio.cli import plugins as plugins_cmd
 from codetune_studio.cli import train as train_cmd
+from codetune_studio.cli import verify as verify_cmd
 from codetune_studio.cli.context import CliContext, GlobalOptions, echo_error
 from codetune_studio.core.errors import CodetuneError
 
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd)
+COMMANDS += (export_cmd, verify_cmd)  # issue 11
 
 
 def build_parser() -> argparse.ArgumentParser:
