@@ -7,6 +7,7 @@ greedy tokens differ from the base's.
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +18,12 @@ from tests import engine_fixtures
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["lora_adapter_dir", "save_lora_adapter", "tiny_model_dir"]
+__all__ = ["in_process_probe", "lora_adapter_dir", "save_lora_adapter", "tiny_model_dir"]
 
 tiny_model_dir = engine_fixtures.tiny_model_dir
 
 
-def save_lora_adapter(
-    base_dir: Path, out: Path, *, seed: int = 1, peft_config: Any = None
-) -> Path:
+def save_lora_adapter(base_dir: Path, out: Path, *, seed: int = 1, peft_config: Any = None) -> Path:
     """Train-free adapter: wrap the base with PEFT, randomise the adapter, save it as a run does."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -54,3 +53,17 @@ def save_lora_adapter(
 def lora_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LoRA adapter (random, non-zero) on the tiny Llama model, saved as a run saves it."""
     return save_lora_adapter(tiny_model_dir, tmp_path_factory.mktemp("run") / "adapter")
+
+
+@pytest.fixture
+def in_process_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the probe's checks in this process: the damaged variants test the verdicts, and the
+    passing exports above already prove the child-process path (this saves CI a child each)."""
+    from codetune_studio.engine import export_probe, export_verify
+
+    def run(mode: str, args: list[str], more: list[str], *, work: Path, **_: object) -> object:
+        report = work / f"{mode}.report.json"
+        assert export_probe.main([mode, *args, *more, "--report", str(report)]) == 0
+        return json.loads(report.read_text())
+
+    monkeypatch.setattr(export_verify, "_run_probe", run)

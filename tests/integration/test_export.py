@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 tiny_model_dir = export_fixtures.tiny_model_dir
 lora_adapter_dir = export_fixtures.lora_adapter_dir
+in_process_probe = export_fixtures.in_process_probe
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +63,15 @@ def _flip_safetensors_tensor(path: Path) -> str:
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
         tensors = {k: v for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32"}
-        name = max(tensors, key=lambda k: tensors[k]["data_offsets"][1] - tensors[k]["data_offsets"][0])
+        name = max(
+            tensors, key=lambda k: tensors[k]["data_offsets"][1] - tensors[k]["data_offsets"][0]
+        )
         start, end = tensors[name]["data_offsets"]
         handle.seek(8 + length + start)
         values = np.frombuffer(handle.read(end - start), dtype=np.float32)
         handle.seek(8 + length + start)
         handle.write((-values + 0.5).astype(np.float32).tobytes())
-    return name
+    return str(name)
 
 
 # --- adapter ----------------------------------------------------------------------------------
@@ -98,7 +101,11 @@ def test_adapter_export_carries_tokenizer_template_card_and_verifies(
 
 
 def test_adapter_missing_tokenizer_file_fails_naming_it(
-    lora_adapter_dir: Path, exports: Path, reference_cache: Path, tmp_path: Path
+    lora_adapter_dir: Path,
+    exports: Path,
+    reference_cache: Path,
+    tmp_path: Path,
+    in_process_probe: None,
 ) -> None:
     damaged = _damaged_copy(_export(lora_adapter_dir, exports / "adapter"), tmp_path)
     (damaged / "tokenizer.json").unlink()
@@ -125,7 +132,11 @@ def test_merged_fp32_is_sharded_and_matches_the_adapter_model(
 
 
 def test_merged_truncated_shard_fails_naming_the_shard(
-    lora_adapter_dir: Path, exports: Path, reference_cache: Path, tmp_path: Path
+    lora_adapter_dir: Path,
+    exports: Path,
+    reference_cache: Path,
+    tmp_path: Path,
+    in_process_probe: None,
 ) -> None:
     folder = _export(lora_adapter_dir, exports / "merged", format="merged", shard_size="100KB")
     damaged = _damaged_copy(folder, tmp_path)
@@ -137,7 +148,11 @@ def test_merged_truncated_shard_fails_naming_the_shard(
 
 
 def test_merged_flipped_tensor_fails_on_the_logits(
-    lora_adapter_dir: Path, exports: Path, reference_cache: Path, tmp_path: Path
+    lora_adapter_dir: Path,
+    exports: Path,
+    reference_cache: Path,
+    tmp_path: Path,
+    in_process_probe: None,
 ) -> None:
     folder = _export(lora_adapter_dir, exports / "merged", format="merged", shard_size="100KB")
     damaged = _damaged_copy(folder, tmp_path)
@@ -187,7 +202,9 @@ def test_merge_refuses_prompt_tuning_and_says_why(tiny_model_dir: Path, tmp_path
 def test_merge_refuses_when_it_would_not_fit_in_memory(
     lora_adapter_dir: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ExportError, match=r"merging needs about [\d.]+ GiB of memory and 0\.00 GiB"):
+    with pytest.raises(
+        ExportError, match=r"merging needs about [\d.]+ GiB of memory and 0\.00 GiB"
+    ):
         export_model(
             ExportRequest(
                 source=lora_adapter_dir, out=tmp_path / "out", format="gguf", available_memory=1
@@ -239,11 +256,17 @@ def test_gguf_q8_0_verifies_within_quantization_tolerance(
 
 
 def test_gguf_flipped_tensor_fails_naming_the_tensor(
-    lora_adapter_dir: Path, exports: Path, reference_cache: Path, tmp_path: Path
+    lora_adapter_dir: Path,
+    exports: Path,
+    reference_cache: Path,
+    tmp_path: Path,
+    in_process_probe: None,
 ) -> None:
     from gguf import GGUFReader
 
-    damaged = _damaged_copy(_export(lora_adapter_dir, exports / "gguf-f16", format="gguf"), tmp_path)
+    damaged = _damaged_copy(
+        _export(lora_adapter_dir, exports / "gguf-f16", format="gguf"), tmp_path
+    )
     reader = GGUFReader(damaged / "model-f16.gguf", "r+")
     tensor = next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight")
     tensor.data[...] = -tensor.data  # written through the memory map
@@ -254,9 +277,15 @@ def test_gguf_flipped_tensor_fails_naming_the_tensor(
 
 
 def test_gguf_truncated_file_fails(
-    lora_adapter_dir: Path, exports: Path, reference_cache: Path, tmp_path: Path
+    lora_adapter_dir: Path,
+    exports: Path,
+    reference_cache: Path,
+    tmp_path: Path,
+    in_process_probe: None,
 ) -> None:
-    damaged = _damaged_copy(_export(lora_adapter_dir, exports / "gguf-f16", format="gguf"), tmp_path)
+    damaged = _damaged_copy(
+        _export(lora_adapter_dir, exports / "gguf-f16", format="gguf"), tmp_path
+    )
     gguf_file = damaged / "model-f16.gguf"
     gguf_file.write_bytes(gguf_file.read_bytes()[:-5000])
     verdict = _verify(damaged, reference_cache)

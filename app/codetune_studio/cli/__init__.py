@@ -27,14 +27,17 @@ from codetune_studio.core.errors import CodetuneError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd)
-COMMANDS += (export_cmd, verify_cmd)  # issue 11
+COMMANDS: tuple[ModuleType, ...] = (
+    paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd,
+)  # fmt: skip
+COMMANDS += (export_cmd, verify_cmd)  # issue 11: export and verify
 
 
 def build_parser() -> argparse.ArgumentParser:

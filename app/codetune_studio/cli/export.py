@@ -81,9 +81,7 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
     from codetune_studio.services.export import ExportOptions, ExportService
 
     needs_record = not Path(args.model).expanduser().is_dir()
-    experiments = (
-        ExperimentService(context.open_database().database) if needs_record else None
-    )
+    experiments = ExperimentService(context.open_database().database) if needs_record else None
     service = ExportService(experiments, context.secrets, offline=context.offline)
     options = ExportOptions(
         out=args.out,

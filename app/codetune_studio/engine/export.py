@@ -475,9 +475,7 @@ def _copy_generation_config(source: SourceArtifact, staging: Path) -> None:
 def _write_manifest(
     staging: Path, request: ExportRequest, source: SourceArtifact, dtype: str
 ) -> list[str]:
-    files = sorted(
-        str(path.relative_to(staging)) for path in staging.rglob("*") if path.is_file()
-    )
+    files = sorted(str(path.relative_to(staging)) for path in staging.rglob("*") if path.is_file())
     manifest = {
         "schema_version": 1,
         "format": request.format,

@@ -87,7 +87,7 @@ def _load_causal_lm(folder: Path, dtype: Any) -> Any:
             "base_model_name_or_path"
         ]
         base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
-        model = PeftModel.from_pretrained(base, str(folder))
+        model: Any = PeftModel.from_pretrained(base, str(folder))
     else:
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
     model.eval()
@@ -151,13 +151,11 @@ def _mode_reference(args: argparse.Namespace) -> _Report:
 
 def _save_atomically(tensors: dict[str, Any], out: str, metadata: dict[str, str] | None) -> None:
     """Save then rename: a reference may be cached, so a killed child must leave none."""
-    import os
-
     from safetensors.numpy import save_file
 
     partial = f"{out}.partial"
     save_file(tensors, partial, metadata=metadata)
-    os.replace(partial, out)
+    Path(partial).replace(out)
 
 
 def _file_checks(folder: Path, report: _Report) -> bool:
@@ -380,10 +378,10 @@ def _gguf_tensors(reader: Any, args: argparse.Namespace, report: _Report) -> Non
     kv_heads = int(_field(reader, f"{arch_name}.attention.head_count_kv"))
     name_map = get_tensor_name_map(arch, blocks)
     by_gguf_name: dict[str, str] = {}
-    for hf_name in merged:
-        gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+    for source_name in merged:
+        gguf_name = name_map.get_name(source_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is not None:
-            by_gguf_name.setdefault(gguf_name, hf_name)
+            by_gguf_name.setdefault(gguf_name, source_name)
     problems: list[str] = []
     seen: set[str] = set()
     for tensor in reader.tensors:

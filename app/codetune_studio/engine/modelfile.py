@@ -103,7 +103,7 @@ def _split_single(tokenizer: Any, role: str) -> tuple[str, str]:
     """Render one message of ``role``: the text before its content, and after it."""
     try:
         text = _render(tokenizer, [{"role": role, "content": _MARK}], False)
-    except Exception as exc:  # noqa: BLE001 - a template may reject any input it likes
+    except Exception as exc:
         raise _cannot_translate(f"it rejects a lone {role} message ({exc})") from exc
     if text.count(_MARK) != 1:
         raise _cannot_translate(f"a {role} message's content appears {text.count(_MARK)} times")

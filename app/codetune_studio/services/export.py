@@ -136,9 +136,7 @@ class ExportService:
             ollama=options.ollama,
             card=resolved.card,
         )
-        result = export_model(
-            request, progress=lambda m, f: report(m, f * 0.5), cancel=cancel
-        )
+        result = export_model(request, progress=lambda m, f: report(m, f * 0.5), cancel=cancel)
         verdict = None
         if options.verify:
             verdict = verify_export(
@@ -146,8 +144,12 @@ class ExportService:
             )
         push = None
         if options.push and (verdict is None or verdict.ok):
-            push = self.push(result.folder, options.push, private=options.private,
-                             progress=lambda m, f: report(m, 0.9 + f * 0.1))
+            push = self.push(
+                result.folder,
+                options.push,
+                private=options.private,
+                progress=lambda m, f: report(m, 0.9 + f * 0.1),
+            )
         report("done", 1.0)
         return ExportOutcome(result, verdict, push)
 

@@ -24,7 +24,7 @@ __all__ = ["HUB_SECRET", "HubPushResult", "push_folder"]
 
 logger = logging.getLogger(__name__)
 
-HUB_SECRET: Final = "huggingface"
+HUB_SECRET: Final = "huggingface"  # noqa: S105 - the secret's name, not its value
 _OFFLINE_VARS: Final = ("HF_HUB_OFFLINE", "CODETUNE_OFFLINE")
 
 
@@ -100,7 +100,7 @@ def push_folder(
             repo_type="model",
             commit_message="Upload model exported by CodeTune Studio",
         )
-    except Exception as exc:  # noqa: BLE001 - every Hub failure becomes one message below
+    except Exception as exc:
         raise _hub_error(exc, repo_id) from exc
     report("pushed", 1.0)
     return HubPushResult(repo_id, str(url), str(commit.commit_url), len(files), total)

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from codetune_studio.core.recipe import TrainingRecipe
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.settings import AppSettings, SettingsStore
+    from codetune_studio.ui.dialogs.export import ExportDialog
     from codetune_studio.ui.panels.base import Panel
 
 __all__ = ["CloseChoice", "MainWindow", "StudioServices"]
@@ -318,6 +319,7 @@ class MainWindow(QMainWindow):
             run_menu, "Follow selected run", self._on_follow_triggered
         )
         self.refresh_runs_action = self._action(run_menu, "Refresh runs", self.refresh_runs, "F5")
+        self._build_export_action(run_menu)
 
         view_menu = bar.addMenu("&View")
         self.dock_actions: dict[str, QAction] = {}
@@ -613,6 +615,7 @@ class MainWindow(QMainWindow):
                 bool(run.output_dir),
             ),
             ("copyRunIdAction", "Copy run id", lambda: self._copy_run_id(run), True),
+            ("exportRunAction", "Export model…", lambda: self.open_export_dialog(run), True),
         ]
         if run.id in self.lost_runs:
             entries.append(
@@ -634,6 +637,33 @@ class MainWindow(QMainWindow):
             action.setEnabled(enabled)
             action.triggered.connect(safe_slot()(slot))
         return menu
+
+    # --- export (issue 11) ---------------------------------------------------------------------
+
+    def _build_export_action(self, run_menu: QMenu) -> None:
+        """Run > Export model…: export the selected run (its newest model version)."""
+
+        def on_triggered() -> None:
+            run = self.selected_run()
+            if run is None:
+                notify.warning("Select a finished run in the table first.")
+                return
+            self.open_export_dialog(run)
+
+        self.export_model_action = self._action(
+            run_menu, "Export model…", safe_slot()(on_triggered), "Ctrl+E"
+        )
+
+    def open_export_dialog(self, run: Run, model: str | None = None) -> ExportDialog:
+        """Open the Export dialog for a run, or for one of its model versions (``v:ID``)."""
+        from codetune_studio.ui.dialogs.export import ExportDialog
+
+        default_out = self.services.paths.data_dir / "exports" / f"run-{run.id}"
+        dialog = ExportDialog(
+            self.services, model or str(run.id), f"{run.name} (run {run.id})", default_out, self
+        )
+        dialog.show()
+        return dialog
 
     def _resume(self, run: Run) -> None:
         from codetune_studio.core.recipe import TrainingRecipe
