@@ -21,7 +21,7 @@ from codetune_studio.engine.modelfile import (
     parse_modelfile,
     render_go_template,
 )
-from tests import export_fixtures
+from tests import engine_fixtures, export_fixtures
 from tests.trainer_helpers import tiny_causal_lm
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 tiny_model_dir = export_fixtures.tiny_model_dir
-tiny_tokenizer = export_fixtures.engine_fixtures.tiny_tokenizer
+tiny_tokenizer = engine_fixtures.tiny_tokenizer
 
 
 def test_permute_interleaves_rotary_halves_per_head_and_the_probe_undoes_it() -> None:
