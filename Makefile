@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean
+.PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean verify-llamacpp
 
 setup: $(STAMP)
 
@@ -63,6 +63,12 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python benchmarks/metrics_insert.py
+
+# Optional (not CI): greedy tokens of a GGUF export in llama.cpp vs the source model. Builds
+# llama-cpp-python from source the first time (several minutes). EXPORT=the export folder.
+verify-llamacpp: setup
+	$(BIN)/python -m pip install -e ".[llamacpp]"
+	$(BIN)/python benchmarks/llamacpp_greedy.py $(EXPORT)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

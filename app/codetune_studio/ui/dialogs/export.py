@@ -257,8 +257,20 @@ class ExportDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.export_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for widget in (self.out_edit, self.format_combo, self.push_edit, self.verify_check):
+        for widget in (
+            self.out_edit,
+            self.browse_button,
+            self.format_combo,
+            self.push_edit,
+            self.private_check,
+            self.verify_check,
+        ):
             widget.setEnabled(not running)
+        if running:
+            for widget in (self.dtype_combo, self.gguf_combo, self.ollama_check):
+                widget.setEnabled(False)
+        else:
+            self._on_format_changed()  # re-enable what the format allows
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # Closing the dialog stops the export rather than leaving an orphan child behind.
