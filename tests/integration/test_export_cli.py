@@ -121,3 +121,29 @@ def test_cli_export_refuses_ollama_without_gguf(
     ]
     assert main([*argv, "--ollama"]) == 2
     assert "--ollama needs --format gguf" in capsys.readouterr().err
+
+
+def test_cli_export_pushes_with_the_stored_token(
+    lora_adapter_dir: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from huggingface_hub import constants
+
+    from tests.hub_server import WRITE_TOKEN, FakeHub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)  # the keyring store's documented fallback
+    out = tmp_path / "pushed"
+    with FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        argv = ["--data-dir", str(data_dir), "export", str(lora_adapter_dir), "--out", str(out)]
+        status = main([*argv, "--no-verify", "--push", "me/tiny", "--private"])
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
+    assert f"Pushed to {hub.url}/me/tiny" in printed.out
+    assert hub.repos == {"me/tiny": {"private": True}}
+    assert {"README.md", "adapter_model.safetensors", "export.json"} <= set(hub.files["me/tiny"])

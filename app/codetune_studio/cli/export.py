@@ -77,9 +77,12 @@ def print_verdict(verdict: Verdict) -> None:
 
 
 def _run(args: argparse.Namespace, context: CliContext) -> int:
+    from transformers.utils import logging as hf_logging
+
     from codetune_studio.services.experiments import ExperimentService
     from codetune_studio.services.export import ExportOptions, ExportService
 
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours is the only one
     needs_record = not Path(args.model).expanduser().is_dir()
     experiments = ExperimentService(context.open_database().database) if needs_record else None
     service = ExportService(experiments, context.secrets, offline=context.offline)
