@@ -100,7 +100,9 @@ def test_adapter_export_carries_tokenizer_template_card_and_verifies(
     assert "loaded without any studio code" in verdict.summary() or verdict.ok
 
 
+@pytest.mark.parametrize("missing", ["tokenizer.json", "chat_template.jinja"])
 def test_adapter_missing_tokenizer_file_fails_naming_it(
+    missing: str,
     lora_adapter_dir: Path,
     exports: Path,
     reference_cache: Path,
@@ -108,10 +110,12 @@ def test_adapter_missing_tokenizer_file_fails_naming_it(
     in_process_probe: None,
 ) -> None:
     damaged = _damaged_copy(_export(lora_adapter_dir, exports / "adapter"), tmp_path)
-    (damaged / "tokenizer.json").unlink()
+    (damaged / missing).unlink()
     verdict = _verify(damaged, reference_cache)
     assert not verdict.ok
-    assert "missing tokenizer file tokenizer.json" in verdict.summary()
+    assert f"missing tokenizer file {missing}" in verdict.summary()
+    if missing == "chat_template.jinja":  # the chat prompt can no longer be rendered
+        assert "tokenizer: cannot tokenize the prompts" in verdict.summary()
 
 
 # --- merged -----------------------------------------------------------------------------------

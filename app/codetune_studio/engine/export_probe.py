@@ -224,7 +224,11 @@ def _has_code(module_name: str) -> bool:
 def _compare_tokenizer(
     tokenizer: Any, prompts: list[dict[str, str]], reference: dict[str, Any], report: _Report
 ) -> None:
-    ours = _prompt_ids(tokenizer, prompts)
+    try:
+        ours = _prompt_ids(tokenizer, prompts)
+    except Exception as exc:  # noqa: BLE001 - e.g. no chat template: part of the verdict
+        report.add("tokenizer", False, f"cannot tokenize the prompts: {exc}")
+        return
     bad = [
         index
         for index, ids in enumerate(ours)
