@@ -80,7 +80,7 @@ def test_a_failing_export_shows_the_error(
 
 
 def test_run_menu_and_run_context_menu_offer_export(
-    make_window: Any, services: StudioServices
+    qtbot: Any, make_window: Any, services: StudioServices
 ) -> None:
     window = make_window()
     run = services.experiments.create_run("quick", {"model": "starter"})
@@ -88,7 +88,13 @@ def test_run_menu_and_run_context_menu_offer_export(
     menu = window.build_run_menu(run)
     export_action = next(a for a in menu.actions() if a.objectName() == "exportRunAction")
     assert export_action.isEnabled()
+    version = services.experiments.add_model_version(
+        "quick (run 1)", path="/nowhere", base_model="starter", run_id=run.id
+    )
     dialog = window.open_export_dialog(run)
-    assert dialog.windowTitle() == f"Export quick (run {run.id})"
+    assert dialog.windowTitle() == f"Export quick (run {run.id}, newest version)"
+    qtbot.waitUntil(lambda: dialog.source_combo.count() == 2)  # versions load off the GUI thread
+    dialog.source_combo.setCurrentIndex(1)
+    assert dialog.source_combo.currentData() == f"v:{version.id}"
     assert dialog.out_edit.text().endswith(f"exports/run-{run.id}")
     dialog.close()

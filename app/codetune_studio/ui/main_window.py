@@ -659,8 +659,14 @@ class MainWindow(QMainWindow):
         from codetune_studio.ui.dialogs.export import ExportDialog
 
         default_out = self.services.paths.data_dir / "exports" / f"run-{run.id}"
+        experiments = self.services.experiments
         dialog = ExportDialog(
-            self.services, model or str(run.id), f"{run.name} (run {run.id})", default_out, self
+            self.services,
+            model or str(run.id),
+            f"{run.name} (run {run.id}, newest version)",
+            default_out,
+            versions=lambda: experiments.list_model_versions(run_id=run.id),
+            parent=self,
         )
         dialog.show()
         return dialog

@@ -33,8 +33,11 @@ from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from PySide6.QtGui import QCloseEvent
 
+    from codetune_studio.core.models import ModelVersion
     from codetune_studio.ui.studio_services import StudioServices
 
 __all__ = ["ExportDialog"]
@@ -56,6 +59,8 @@ class ExportDialog(QDialog):
         model: What to export: a run id, or ``v:ID`` for a model version.
         title: How to name it to the user.
         default_out: The folder the output field starts with.
+        versions: Loads the run's model versions (on a worker thread, never the GUI thread)
+            so that one of them can be chosen instead of the run's newest.
         parent: The Qt parent.
     """
 
@@ -65,6 +70,7 @@ class ExportDialog(QDialog):
         model: str,
         title: str,
         default_out: Path,
+        versions: Callable[[], list[ModelVersion]] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -75,15 +81,20 @@ class ExportDialog(QDialog):
         self._job: ExportJob | None = None
         self._task: TaskHandle | None = None
         self._verdict: str | None = None
+        self._versions_task: TaskHandle | None = None
         self._build_ui(title, default_out)
         self._connect_signals()
         self._on_format_changed()
+        if versions is not None:
+            self._versions_task = run_in_thread(versions, on_return=self._on_versions_returned)
 
     # --- construction -------------------------------------------------------------------------
 
     def _build_ui(self, title: str, default_out: Path) -> None:
         form = QFormLayout()
-        form.addRow("Model", QLabel(title, self))
+        self.source_combo = QComboBox(self)
+        self.source_combo.addItem(title, self._model)
+        form.addRow("Model", self.source_combo)
         self.out_edit = QLineEdit(str(default_out), self)
         self.browse_button = QPushButton("Browse…", self)
         out_row = QHBoxLayout()
@@ -177,7 +188,10 @@ class ExportDialog(QDialog):
         """Start the export the fields describe."""
         services = self._services
         argv = export_command(
-            self._model, self.options(), data_dir=services.paths.data_dir, offline=services.offline
+            self.source_combo.currentData(),
+            self.options(),
+            data_dir=services.paths.data_dir,
+            offline=services.offline,
         )
         self._job = ExportJob(argv, database_url=services.database_url)
         self._verdict = None
@@ -219,6 +233,12 @@ class ExportDialog(QDialog):
     def _on_cancel_clicked(self) -> None:
         self.cancel()
 
+    def _on_versions_returned(self, versions: list[ModelVersion]) -> None:
+        for version in versions:
+            self.source_combo.addItem(
+                f"Model version {version.id}: {version.name}", f"v:{version.id}"
+            )
+
     def _on_job_event(self, event: ExportEvent) -> None:
         if event.kind == "progress":
             self.progress_bar.setValue(int(event.fraction * 100))
@@ -258,6 +278,7 @@ class ExportDialog(QDialog):
         self.export_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         for widget in (
+            self.source_combo,
             self.out_edit,
             self.browse_button,
             self.format_combo,
