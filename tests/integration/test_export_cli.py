@@ -76,7 +76,8 @@ def test_model_card_names_base_dataset_recipe_and_last_metrics(
 
     export_model(ExportRequest(source=by_version.source, out=tmp_path / "x", card=by_version.card))
     card = (tmp_path / "x" / "README.md").read_text()
-    assert 'base_model: "starter"' in card
+    assert "| Base model | `starter` |" in card
+    assert "base_model:" not in card  # not a hub id: the Hub would reject the card
     assert "`fp-1234`" in card
     assert "| train/loss | 1.25 |" in card
     assert "| eval_loss | 1.5 |" in card

@@ -161,3 +161,17 @@ def test_modelfile_refuses_a_template_it_cannot_express(
     )
     with pytest.raises(ConfigError, match="cannot be written as an Ollama TEMPLATE"):
         modelfile_text("model.gguf", tokenizer)
+
+
+def test_gguf_says_whether_a_bos_token_is_added(
+    tiny_model_dir: Path, tiny_tokenizer: PreTrainedTokenizerBase, tmp_path: Path
+) -> None:
+    from gguf import GGUFReader
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    write_gguf(model, tiny_model_dir, tmp_path / "m.gguf", "q8_0")
+    fields = GGUFReader(tmp_path / "m.gguf").fields
+    adds_bos = tiny_tokenizer("a")["input_ids"][0] == tiny_tokenizer.bos_token_id
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is adds_bos
+    assert "output.weight" not in {t.name for t in GGUFReader(tmp_path / "m.gguf").tensors}

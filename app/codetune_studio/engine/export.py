@@ -511,8 +511,9 @@ def _sha256(path: Path) -> str:
 def _write_card(staging: Path, request: ExportRequest, source: SourceArtifact, dtype: str) -> None:
     card = request.card
     base = card.base_model or source.base_model or str(source.path)
-    # A local path is no hub id: the Hub rejects a card whose base_model names none.
-    front = [] if Path(base).is_absolute() else [f"base_model: {json.dumps(base)}"]
+    # Only a hub id (owner/name) goes in the metadata: the Hub checks that base_model exists.
+    is_hub_id = base.count("/") == 1 and not Path(base).expanduser().exists()
+    front = [f"base_model: {json.dumps(base)}"] if is_hub_id else []
     lines = [
         "---",
         *front,
@@ -527,6 +528,7 @@ def _write_card(staging: Path, request: ExportRequest, source: SourceArtifact, d
         "| | |",
         "|---|---|",
         f"| Base model | `{base}` |",
+        f"| Base weights used | `{source.model_dir}` |",
         f"| Method | {source.peft_type or 'full fine-tuning'} |",
         f"| Dataset fingerprint | `{card.dataset_fingerprint or 'unknown'}` |",
     ]

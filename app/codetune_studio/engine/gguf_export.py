@@ -184,6 +184,11 @@ def _write_tokenizer(writer: Any, tokenizer: Any, folder: Path, vocab_size: int)
     writer.add_token_types(types)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=len(tokens))
     special.chat_template = tokenizer.chat_template  # the jinja file too, not only the config
+    # Say explicitly whether a BOS/EOS is added to a prompt, as the HF tokenizer does: left
+    # unset, llama.cpp falls back to its own default for the vocabulary type.
+    sample = tokenizer("a")["input_ids"]
+    special.add_special_token["bos"] = bool(sample) and sample[0] == tokenizer.bos_token_id
+    special.add_special_token["eos"] = bool(sample) and sample[-1] == tokenizer.eos_token_id
     special.add_to_gguf(writer, quiet=True)
     eot = _end_of_turn_id(tokenizer)
     if eot is not None:
