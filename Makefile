@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean lock \
-	test-latest soak reliability
+	test-latest soak reliability verify-llamacpp
 
 setup: $(STAMP)
 
@@ -94,6 +94,12 @@ bench: setup
 TRIALS ?= 20
 reliability: setup
 	$(BIN)/python -m tests.reliability.report --trials $(TRIALS)
+
+# Optional (not CI): greedy tokens of a GGUF export in llama.cpp vs the source model. Builds
+# llama-cpp-python from source the first time (several minutes). EXPORT=the export folder.
+verify-llamacpp: setup
+	$(BIN)/python -m pip install -e ".[llamacpp]"
+	$(BIN)/python benchmarks/llamacpp_greedy.py $(EXPORT)
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -18,6 +18,7 @@ from codetune_studio.cli import audit as audit_cmd
 from codetune_studio.cli import dataset as dataset_cmd
 from codetune_studio.cli import db as db_cmd
 from codetune_studio.cli import evaluate as eval_cmd
+from codetune_studio.cli import export as export_cmd
 from codetune_studio.cli import generate as generate_cmd
 from codetune_studio.cli import keys as keys_cmd
 from codetune_studio.cli import models as models_cmd
@@ -27,6 +28,7 @@ from codetune_studio.cli import queue as queue_cmd
 from codetune_studio.cli import runs as runs_cmd
 from codetune_studio.cli import sweep as sweep_cmd
 from codetune_studio.cli import train as train_cmd
+from codetune_studio.cli import verify as verify_cmd
 from codetune_studio.cli.context import CliContext, GlobalOptions, echo_error
 from codetune_studio.core.errors import CodetuneError
 
@@ -46,6 +48,8 @@ COMMANDS: tuple[ModuleType, ...] = (
 COMMANDS += (runs_cmd, queue_cmd, sweep_cmd, models_cmd)
 #: Generation and code evaluation.
 COMMANDS += (generate_cmd, eval_cmd)
+#: Export and verification.
+COMMANDS += (export_cmd, verify_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DatasetError",
+    "ExportError",
     "NotFoundError",
     "PluginError",
     "SecretError",
@@ -65,3 +66,7 @@ class PluginError(CodetuneError):
 
 class SecretError(CodetuneError):
     """An API key could not be read, written or found."""
+
+
+class ExportError(CodetuneError):
+    """An export could not be written, verified or published."""

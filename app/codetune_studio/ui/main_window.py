@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from codetune_studio.services.runs import StaleRun
     from codetune_studio.settings import AppSettings, SettingsStore
     from codetune_studio.ui.compare_dialog import CompareDialog
+    from codetune_studio.ui.dialogs.export import ExportDialog
     from codetune_studio.ui.panels.base import Panel
     from codetune_studio.ui.run_host import RunController, RunOutcome
     from codetune_studio.ui.runs_model import RunsTableModel
@@ -302,6 +303,7 @@ class MainWindow(QMainWindow):
             run_menu, "Clone selected run into Parameters", self._on_clone_triggered
         )
         self.refresh_runs_action = self._action(run_menu, "Refresh runs", self.refresh_runs, "F5")
+        self._build_export_action(run_menu)
 
         view_menu = bar.addMenu("&View")
         self.dock_actions: dict[str, QAction] = {}
@@ -378,6 +380,7 @@ class MainWindow(QMainWindow):
         self.runs_view.resume_requested.connect(self._resume)
         self.runs_view.clone_requested.connect(self.clone_run)
         self.runs_view.compare_requested.connect(self.compare_runs)
+        self.runs_view.export_requested.connect(self.open_export_dialog)
         self.runs_view.runs_loaded.connect(self._on_runs_view_runs_loaded)
         self.queue_panel.queue_changed.connect(self.refresh_runs)
         self.queue_panel.sweep_queued.connect(self._on_queue_sweep_queued)
@@ -612,6 +615,39 @@ class MainWindow(QMainWindow):
         self.docks["parameters"].show()
         self.docks["parameters"].raise_()
         notify.info(f"Loaded run {run.id}'s recipe; change it and press Train to rerun.")
+
+    # --- export (issue 11) ---------------------------------------------------------------------
+
+    def _build_export_action(self, run_menu: QMenu) -> None:
+        """Run > Export model…: export the selected run (its newest model version)."""
+
+        def on_triggered() -> None:
+            run = self.selected_run()
+            if run is None:
+                notify.warning("Select a finished run in the table first.")
+                return
+            self.open_export_dialog(run)
+
+        self.export_model_action = self._action(
+            run_menu, "Export model…", safe_slot()(on_triggered), "Ctrl+E"
+        )
+
+    def open_export_dialog(self, run: Run, model: str | None = None) -> ExportDialog:
+        """Open the Export dialog for a run, or for one of its model versions (``v:ID``)."""
+        from codetune_studio.ui.dialogs.export import ExportDialog
+
+        default_out = self.services.paths.data_dir / "exports" / f"run-{run.id}"
+        experiments = self.services.experiments
+        dialog = ExportDialog(
+            self.services,
+            model or str(run.id),
+            f"{run.name} (run {run.id}, newest version)",
+            default_out,
+            versions=lambda: experiments.list_model_versions(run_id=run.id),
+            parent=self,
+        )
+        dialog.show()
+        return dialog
 
     def _resume(self, run: Run) -> None:
         from codetune_studio.core.recipe import TrainingRecipe

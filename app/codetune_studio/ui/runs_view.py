@@ -74,6 +74,7 @@ class RunsView(QWidget):
     resume_requested = Signal(object)  # Run
     clone_requested = Signal(object)  # Run
     compare_requested = Signal(list)  # list[int]
+    export_requested = Signal(object)  # Run
     runs_loaded = Signal(list)  # list[Run]: every run, unfiltered
 
     def __init__(
@@ -411,6 +412,7 @@ class RunsView(QWidget):
                 bool(run.output_dir),
             ),
             ("copyRunIdAction", "Copy run id", lambda: self._copy_run_id(run), True),
+            ("exportRunAction", "Export model…", lambda: self.export_requested.emit(run), True),
         ]
         if run.id in self.lost_runs:
             entries.append(
