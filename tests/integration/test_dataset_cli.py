@@ -95,7 +95,7 @@ def test_bad_column_option_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.integration
-def test_malformed_file_exits_2_with_one_line_and_no_traceback(tmp_path):
+def test_bad_row_is_listed_and_a_malformed_file_exits_2_with_one_line(tmp_path):
     env = {**os.environ, "CODETUNE_DATA_DIR": str(tmp_path / "studio")}
     result = subprocess.run(
         [sys.executable, "-m", "codetune_studio", "dataset", "inspect", str(BAD)],
@@ -106,9 +106,24 @@ def test_malformed_file_exits_2_with_one_line_and_no_traceback(tmp_path):
         check=False,
     )
 
+    # A bad row among good ones is listed, with the rest of the report (every bad row, not the
+    # first); a file that is malformed as a whole still exits 2 with one line.
+    assert result.returncode == 0, result.stderr
+    assert "Bad rows (1; training refuses them" in result.stdout
+    assert f"  {BAD}:3: invalid JSON" in result.stdout
+    assert "expected one JSON object per line" in result.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"text": "a"} {"text": "b"}]', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "codetune_studio", "dataset", "inspect", str(broken)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {BAD}:3: invalid JSON")
-    assert "expected one JSON object per line" in lines[0]
+    assert lines[0].startswith(f"error: {broken}:1: invalid JSON")

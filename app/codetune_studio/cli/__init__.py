@@ -19,6 +19,7 @@ from codetune_studio.cli import db as db_cmd
 from codetune_studio.cli import keys as keys_cmd
 from codetune_studio.cli import paths as paths_cmd
 from codetune_studio.cli import plugins as plugins_cmd
+from codetune_studio.cli import tokenizer as tokenizer_cmd
 from codetune_studio.cli import train as train_cmd
 from codetune_studio.cli.context import CliContext, GlobalOptions, echo_error
 from codetune_studio.core.errors import CodetuneError
@@ -31,7 +32,16 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (paths_cmd, db_cmd, keys_cmd, train_cmd, dataset_cmd, analyze_cmd, plugins_cmd)
+COMMANDS = (
+    paths_cmd,
+    db_cmd,
+    keys_cmd,
+    train_cmd,
+    dataset_cmd,
+    analyze_cmd,
+    plugins_cmd,
+    tokenizer_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ This module belongs in ``services/`` (it has no Qt): the window's engineer asks 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -17,6 +18,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from codetune_studio.core.errors import DatasetError
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -241,11 +244,19 @@ def sample_lengths(
     from codetune_studio.engine.sources import read_source
 
     source = read_source(path)
-    records = [apply_columns(record, columns) for record in source.records]
+    records = []
+    for record in source.records:
+        with contextlib.suppress(DatasetError):  # a bad row is listed by the report, not here
+            records.append(apply_columns(record, columns))
     if not records:
         return [], []
     resolved = fmt if fmt != "auto" else detect_format(records[0], kind=source.kind)
-    samples = [s for s in (to_sample(r, resolved) for r in records) if not isinstance(s, str)]
+    samples = []
+    for record in records:
+        with contextlib.suppress(DatasetError):
+            sample = to_sample(record, resolved)
+            if not isinstance(sample, str):
+                samples.append(sample)
     if tokenizer is not None:
         lengths = _token_lengths(samples, tokenizer)
     else:

@@ -671,8 +671,12 @@ class DatasetsPanel(Panel):
             f"format <b>{report.format}</b>",
             f"{report.rows:,} rows, {report.examples:,} usable",
         ]
+        if report.bad_row_count:
+            parts.append(f"<span style='color:#dc2626'>{report.bad_row_count:,} bad rows</span>")
         if report.empty_rows:
             parts.append(f"<span style='color:#dc2626'>{report.empty_rows} dropped</span>")
+        if report.secrets:
+            parts.append(f"<span style='color:#dc2626'>{len(report.secrets)} likely secrets</span>")
         if report.duplicate_rows:
             parts.append(f"<span style='color:#d97706'>{report.duplicate_rows} duplicates</span>")
         if stats is not None:
@@ -725,9 +729,27 @@ class DatasetsPanel(Panel):
             self.progress.setFormat(message or "")
 
     def _show_findings(self, report: Any) -> None:
-        rows: list[tuple[str, str]] = [(d.source, d.reason) for d in report.dropped]
+        rows: list[tuple[str, str]] = [(b.source, f"bad row: {b.problem}") for b in report.bad_rows]
+        if report.bad_row_count > len(report.bad_rows):
+            more = report.bad_row_count - len(report.bad_rows)
+            rows.append(("", f"… and {more:,} more bad rows (dataset inspect --json lists them)"))
+        rows += [(d.source, d.reason) for d in report.dropped]
         rows += [(d.source, f"duplicate of {_row_label(d.same_as)}") for d in report.duplicates]
-        if report.truncated:
+        rows += [
+            (d.source, f"near-duplicate ({d.similarity:.0%}) of {_row_label(d.similar_to)}")
+            for d in report.near_duplicates
+        ]
+        rows += [
+            (d.source, f"in validation and training (row {_row_label(d.same_as)})")
+            for d in report.split_leaks
+        ]
+        rows += [(d.source, f"also in the eval file ({d.same_as})") for d in report.eval_leaks]
+        rows += [(f.source, f"likely secret: {f.kind} {f.excerpt}") for f in report.secrets]
+        rows += [
+            (source, f"truncated at max_seq_length {report.max_seq_length}")
+            for source in report.truncated_rows
+        ]
+        if report.truncated and not report.truncated_rows:
             rows.append(("", f"{report.truncated} examples exceed {report.max_seq_length} tokens"))
         self.findings.setRowCount(len(rows))
         for row, (where, what) in enumerate(rows):
