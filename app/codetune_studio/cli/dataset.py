@@ -87,6 +87,7 @@ def register(subparsers: Subparsers) -> None:
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     inspect.set_defaults(handler=_inspect)
     _register_tokens(commands)
+    _register_from_code(commands)
 
 
 def _inspect(args: argparse.Namespace, context: CliContext) -> int:
@@ -301,6 +302,43 @@ def render_tokens(view: Any) -> str:
     if trained:
         out.append("»")
     return "".join(out)
+
+
+def _register_from_code(commands: Any) -> None:
+    from_code = commands.add_parser(
+        "from-code",
+        help="make a training dataset from a Python project's functions",
+        description="Make pairs from every function of a Python project: docstring to body, "
+        "fill-in-the-middle, or whole functions. .gitignore is honoured; whole files go to train "
+        "or eval (written beside FILE as NAME.eval.jsonl); duplicates and functions holding a "
+        "likely secret are left out, and every skipped file or function is listed with its reason.",
+    )
+    from_code.add_argument("folder", metavar="DIR", help="the project's root folder")
+    from_code.add_argument("--out", required=True, metavar="FILE", help="the .jsonl to write")
+    from_code.add_argument(
+        "--kind", choices=("docstring", "fim", "completion"), default="docstring"
+    )
+    from_code.add_argument(
+        "--eval-share", type=float, default=0.1, metavar="SHARE", help="files held out (0.1)"
+    )
+    from_code.set_defaults(handler=_from_code)
+
+
+def _from_code(args: argparse.Namespace, _context: CliContext) -> int:
+    from codetune_studio.engine.code_pairs import build_code_pairs, write_code_pairs
+
+    pairs = build_code_pairs(Path(args.folder), kind=args.kind, eval_share=args.eval_share)
+    train, eval_path = write_code_pairs(pairs, Path(args.out))
+    echo(f"Read {pairs.files} Python files: {len(pairs.train)} train pairs in {train}")
+    if eval_path is not None:
+        echo(
+            f"{len(pairs.eval)} eval pairs from {len(pairs.eval_files)} held-out files in {eval_path}"
+        )
+    if pairs.skipped:
+        echo(f"Skipped ({len(pairs.skipped)}):")
+        for where, reason in pairs.skipped:
+            echo(f"  {where}: {reason}")
+    return 0
 
 
 def _columns(items: list[str]) -> dict[str, str]:
