@@ -22,6 +22,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -915,11 +916,37 @@ class MainWindow(QMainWindow):
 
     @safe_slot()
     def _on_docs_triggered(self) -> None:
-        from codetune_studio.ui.dialogs.docs import DocsDialog
+        # F1 in a parameter field opens that recipe key's entry in the reference.
+        # The window's focus widget: the field last focused, even while a menu has the keyboard.
+        focus: QWidget | None = self.focusWidget()
+        key = focus.property("recipeKey") if focus is not None else None
+        if isinstance(key, str) and key:
+            self.open_docs("recipe-reference", key)
+        else:
+            self.open_docs()
 
-        dialog = DocsDialog(self.services.resources / "docs", self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    def open_docs(self, page: str | None = None, key: str | None = None) -> QDialog:
+        """Show the manual (reusing an open viewer), at a page and a recipe key's entry.
+
+        Args:
+            page: The page's file name without ``.md``; the index by default.
+            key: A recipe key (``training.learning_rate``) or a heading anchor on that page.
+
+        Returns:
+            The documentation viewer.
+        """
+        from codetune_studio.ui.dialogs.docs import DocsDialog, heading_anchor
+
+        anchor = heading_anchor(key) if key else None
+        dialog = self.findChild(DocsDialog)
+        if dialog is None:
+            dialog = DocsDialog(self.services.resources / "docs", self, page=page, anchor=anchor)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        elif page is not None:
+            dialog.open_page(page, anchor)
         dialog.show()
+        dialog.raise_()
+        return dialog
 
     @safe_slot()
     def _on_about_triggered(self) -> None:
