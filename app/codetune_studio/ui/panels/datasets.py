@@ -363,11 +363,24 @@ class DatasetsPanel(Panel):
         self._lengths_layout.addWidget(self.lengths_label)
         self._histogram: Any = None  # a pyqtgraph PlotWidget, created on first use
         self.tabs.addTab(lengths_tab, "Lengths")
+        self._add_tokens_tab()
         details_layout.addWidget(self.tabs, 1)
         splitter.addWidget(details)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         layout.addWidget(splitter, 1)
+
+    def _add_tokens_tab(self) -> None:
+        """The token and label inspector, as the Tokens tab."""
+        from codetune_studio.ui.panels.token_inspector import TokenInspectorWidget
+
+        self.tokens = TokenInspectorWidget(self.tabs, data_dir=self._data_dir)
+        self.tabs.addTab(self.tokens, "Tokens")
+
+    def _update_tokens_source(self) -> None:
+        self.tokens.set_source(
+            self.current_path, self.mapping_format, self.columns, self._model, self._max_seq_length
+        )
 
     def _connect_signals(self) -> None:
         self.add_file_button.clicked.connect(self._on_add_file_button_clicked)
@@ -449,6 +462,7 @@ class DatasetsPanel(Panel):
         for task in (self._index_task, self._analysis_task, self._list_task):
             if task is not None:
                 task.cancel()
+        self.tokens.shutdown()
 
     def save_state(self) -> dict[str, Any]:
         return {"added": self._added[-20:], "current": self.current_path}
@@ -692,6 +706,7 @@ class DatasetsPanel(Panel):
         if registered is not None:
             notify.info(f"Dataset {registered.name} registered ({registered.num_rows:,} rows).")
             self.refresh()
+        self._update_tokens_source()
         self.analysis_finished.emit(analysis.path)
 
     def _on_analysis_errored(self, exc: BaseException) -> None:
