@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
             self.monitor_panel,
             self.plugins_panel,
         ]
+        self._add_data_tools_panel()
         self.docks: dict[str, QDockWidget] = {}
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
@@ -261,6 +262,7 @@ class MainWindow(QMainWindow):
             dock.show()
             self.addDockWidget(panel.default_area, dock)
         self.tabifyDockWidget(self.docks["parameters"], self.docks["plugins"])
+        self.tabifyDockWidget(self.docks["plugins"], self.docks["datatools"])
         self.docks["parameters"].raise_()
         self._apply_default_sizes()
 
@@ -330,6 +332,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.reset_layout_action = self._action(view_menu, "Reset layout", self.reset_layout)
 
+        self._add_tools_menu(bar.addMenu("&Tools"))
         help_menu = bar.addMenu("&Help")
         self.docs_action = self._action(
             help_menu,
@@ -341,6 +344,27 @@ class MainWindow(QMainWindow):
             help_menu, "About CodeTune Studio", self._on_about_triggered
         )
         self._update_run_actions()
+
+    def _add_data_tools_panel(self) -> None:
+        """The Data tools panel (tokenizer builder, dataset from code), tabbed with Plugins."""
+        from codetune_studio.ui.panels.data_tools import DataToolsPanel
+
+        self.data_tools_panel = DataToolsPanel(
+            self,
+            data_dir=self.services.paths.data_dir,
+            current_dataset=lambda: self.datasets_panel.current_path,
+        )
+        self.data_tools_panel.dataset_made.connect(self.add_dataset)
+        self.panels.append(self.data_tools_panel)
+
+    def _add_tools_menu(self, menu: QMenu) -> None:
+        def show_tool(index: int) -> None:
+            self.docks["datatools"].show()
+            self.docks["datatools"].raise_()
+            self.data_tools_panel.tabs.setCurrentIndex(index)
+
+        self.tokenizer_action = self._action(menu, "Tokenizer builder", lambda: show_tool(0))
+        self.from_code_action = self._action(menu, "Dataset from code…", lambda: show_tool(1))
 
     def _action(
         self,
