@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -280,6 +281,7 @@ class DatasetsPanel(Panel):
         buttons.addStretch(1)
         buttons.addWidget(self.use_button)
         layout.addLayout(buttons)
+        self._add_hub_row(layout)
 
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.tree = QTreeWidget(splitter)
@@ -369,6 +371,39 @@ class DatasetsPanel(Panel):
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         layout.addWidget(splitter, 1)
+
+    def _add_hub_row(self, layout: QVBoxLayout) -> None:
+        """A Hub dataset id field: offline, the dataset loads from the local cache."""
+        row = QHBoxLayout()
+        self.hub_edit = QLineEdit(self)
+        self.hub_edit.setObjectName("hubDatasetId")
+        self.hub_edit.setPlaceholderText("Hugging Face dataset id, e.g. user/dataset")
+        self.hub_edit.setToolTip(
+            "Offline, only datasets already in the local Hugging Face cache load."
+        )
+        self.hub_button = QPushButton("Load", self)
+        self.hub_button.setObjectName("hubLoadButton")
+        row.addWidget(self.hub_edit, 1)
+        row.addWidget(self.hub_button)
+        layout.addLayout(row)
+        self.hub_edit.returnPressed.connect(self._on_hub_button_clicked)
+        self.hub_button.clicked.connect(self._on_hub_button_clicked)
+
+    @safe_slot()
+    def _on_hub_button_clicked(self) -> None:
+        name = self.hub_edit.text().strip()
+        if name:
+            self.add_hub_dataset(name)
+
+    def add_hub_dataset(self, name: str) -> None:
+        """Add a Hugging Face Hub dataset by id; it is checked and previewed like a file."""
+        if name not in self._added:
+            self._added.append(name)
+            item = self._add_item(self._added_item, name, name, "", "")
+        else:
+            item = self._find_item(name) or self._added_item
+        self.tree.setCurrentItem(item)
+        self._start_analysis(name, register=True)
 
     def _add_tokens_tab(self) -> None:
         """The token and label inspector, as the Tokens tab."""
