@@ -192,9 +192,9 @@ class DataToolsPanel(Panel):
         self.compare_table.setHorizontalHeaderLabels(
             ["Tokenizer", "Vocabulary", "Tokens/char", "Unknown", "Byte fallback", "Vocab used"]
         )
-        self.compare_table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.Stretch
-        )
+        header = self.compare_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.compare_table.verticalHeader().setVisible(False)
         self.compare_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         compare_layout.addWidget(self.compare_table)
