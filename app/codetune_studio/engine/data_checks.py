@@ -139,13 +139,15 @@ def find_near_duplicates(
     add = rng.integers(0, _PRIME, size=NUM_PERM, dtype=np.uint64)
     per_band = NUM_PERM // BANDS
     buckets: list[dict[bytes, int]] = [{} for _ in range(BANDS)]
-    signatures: list[Any] = []
+    # One row of 32-bit minima per text (they are below 2**31): 256 bytes a row.
+    signatures = np.empty((len(rows), NUM_PERM), dtype=np.uint32)
     found: list[NearDuplicate] = []
     for start in range(0, len(rows), 1024):
         batch = rows[start : start + 1024]
         for offset, signature in enumerate(_signatures([t for _, t in batch], mult, add)):
             index = start + offset
-            signatures.append(signature)
+            signatures[index] = signature
+            signature = signatures[index]
             source = rows[index][0]
             match = _best_candidate(index, signature, signatures, buckets, per_band)
             if match is not None and source not in skip:
@@ -158,20 +160,21 @@ def find_near_duplicates(
 def _best_candidate(
     index: int,
     signature: Any,
-    signatures: list[Any],
+    signatures: Any,
     buckets: list[dict[bytes, int]],
     per_band: int,
 ) -> tuple[int, float] | None:
     import numpy as np
 
-    sig = np.asarray(signature)
     best: tuple[int, float] | None = None
+    raw = signature.tobytes()
+    width = per_band * signature.itemsize
     for band, bucket in enumerate(buckets):
-        key = sig[band * per_band : (band + 1) * per_band].tobytes()
+        key = raw[band * width : (band + 1) * width]
         earlier = bucket.setdefault(key, index)
         if earlier == index:
             continue
-        similarity = float(np.mean(np.asarray(signatures[earlier]) == sig))
+        similarity = float(np.mean(signatures[earlier] == signature))
         if best is None or similarity > best[1]:
             best = (earlier, similarity)
     return best
