@@ -30,7 +30,12 @@ def test_findings_list_every_bad_row_and_likely_secret(
     rows = [json.dumps({"prompt": f"q{i}", "completion": f"a{i}"}) for i in range(5)]
     rows[1] = '{"prompt": "broken'
     rows[3] = json.dumps({"prompt": "q", "completion": 'key = "AKIAIOSFODNN7EXAMPLE"'})
-    data.write_text("\n".join(rows) + "\n[1]\n", encoding="utf-8")
+    code = "def area(w, h):\n    result = w * h\n    return result\n"
+    near = [
+        json.dumps({"prompt": "Write area.", "completion": code}),
+        json.dumps({"prompt": "Write area. ", "completion": code.replace(" * ", "  *  ")}),
+    ]
+    data.write_text("\n".join(rows) + "\n[1]\n" + "\n".join(near) + "\n", encoding="utf-8")
     panel = DatasetsPanel(experiments, tmp_path / "no-samples")
     qtbot.addWidget(panel)
 
@@ -42,6 +47,7 @@ def test_findings_list_every_bad_row_and_likely_secret(
     assert found[0][1].startswith("bad row: invalid JSON")
     assert ("6", "bad row: found an array, expected a JSON object record") in found
     assert any(row == "4" and "likely secret: AWS access key" in text for row, text in found)
+    assert ("8", "near-duplicate (100%) of 7") in found
     assert "2 bad rows" in panel.summary.text()
     panel.shutdown()
 

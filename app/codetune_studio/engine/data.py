@@ -295,6 +295,7 @@ def inspect_dataset(
     *,
     max_seq_length: int,
     near_duplicates: bool = False,
+    near_duplicates_up_to: int | None = None,
     eval_path: str | None = None,
     seed: int = 42,
 ) -> DatasetReport:
@@ -307,6 +308,8 @@ def inspect_dataset(
         tokenizer: Counts tokens and truncation; ``None`` reports lengths in characters.
         max_seq_length: The limit the truncation count refers to.
         near_duplicates: Also look for rows that nearly repeat another (MinHash; slower).
+        near_duplicates_up_to: Also look for them when the dataset has at most this many
+            samples (the window's quick check on small and medium datasets).
         eval_path: An eval task or dataset file whose prompts and answers must not be trained on.
         seed: The training seed, which decides the train/validation split checked for leaks.
 
@@ -330,9 +333,10 @@ def inspect_dataset(
         loaded.dropped.extend(dropped_late)
         report = _report(loaded, spec, examples, lengths, max_seq_length, unit="tokens")
         sources = [example.source for example in examples]
-    return _with_checks(
-        report, loaded, spec, sources, near=near_duplicates, eval_path=eval_path, seed=seed
+    near = near_duplicates or (
+        near_duplicates_up_to is not None and len(loaded.samples) <= near_duplicates_up_to
     )
+    return _with_checks(report, loaded, spec, sources, near=near, eval_path=eval_path, seed=seed)
 
 
 def _with_checks(
