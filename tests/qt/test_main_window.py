@@ -240,7 +240,7 @@ def test_documentation_viewer_renders_the_markdown_pages(make_window: Any, qtbot
     window.docs_action.trigger()
     dialog = window.findChild(DocsDialog)
     assert dialog is not None
-    assert dialog.pages.count() >= 1
+    assert dialog.contents.topLevelItemCount() >= 1
     assert "CodeTune" in dialog.browser.toPlainText()
     dialog.close()
 

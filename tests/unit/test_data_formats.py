@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -179,11 +180,6 @@ def test_explicit_format_is_checked_against_every_row(tmp_path):
 
 MALFORMED: list[tuple[str, str | bytes, str]] = [
     (
-        "bad-line.jsonl",
-        _jsonl(ALPACA[:1]) + '{"instruction": "x", \n',
-        r"bad-line\.jsonl:2: invalid JSON",
-    ),
-    (
         "latin1.jsonl",
         _jsonl(ALPACA[:2]).encode() + '{"text": "caf\xe9"}\n'.encode("latin-1"),
         r"latin1\.jsonl:3: not UTF-8 text \(byte 0xe9",
@@ -198,11 +194,6 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("number.json", "42", r"number\.json: found a number \(42\) at the top level"),
     ("strings.json", '["a", "b"]', r"strings\.json:1: found a string, expected a JSON object"),
     ("trailing.json", '[{"text": "a"} {"text": "b"}]', r"trailing\.json:1: invalid JSON"),
-    (
-        "missing.jsonl",
-        _jsonl([ALPACA[0], {"instruction": "x", "input": ""}]),
-        r"missing\.jsonl:2: missing 'output'; found columns \[instruction, input\]",
-    ),
     (
         "unknown.jsonl",
         _jsonl([{"question": "q", "reply": "r"}]),
@@ -232,11 +223,6 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
         "messages-str.jsonl",
         _jsonl([{"messages": "hello"}]),
         r"'messages' is a string \('hello'\), expected a list",
-    ),
-    (
-        "fields.csv",
-        "instruction,output\na,b\nc,d,e\n",
-        r"fields\.csv:3: found 3 fields, expected 2",
     ),
     ("header.csv", "a,a\n1,2\n", r"header\.csv:1: found header \['a', 'a'\], expected distinct"),
 ]
@@ -278,9 +264,49 @@ def test_unknown_column_mapping_key_is_a_config_error(tmp_path):
         inspect_dataset(_spec(path, columns={"promt": "question"}), None, max_seq_length=64)
 
 
+# A bad row among good ones does not stop the read: the report lists it (tests/unit/
+# test_data_checks.py checks that every one is listed and that training refuses them).
+BAD_AMONG_GOOD: list[tuple[str, str, str, str]] = [
+    (
+        "bad-line.jsonl",
+        _jsonl(ALPACA[:1]) + '{"instruction": "x", \n',
+        "bad-line.jsonl:2",
+        r"invalid JSON at column \d+: .*expected one JSON object per line",
+    ),
+    (
+        "missing.jsonl",
+        _jsonl([ALPACA[0], {"instruction": "x", "input": ""}]),
+        "missing.jsonl:2",
+        r"missing 'output'; found columns \[instruction, input\]",
+    ),
+    (
+        "fields.csv",
+        "instruction,output\na,b\nc,d,e\n",
+        "fields.csv:3",
+        r"found 3 fields, expected 2",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where", "problem"), BAD_AMONG_GOOD, ids=[c[0] for c in BAD_AMONG_GOOD]
+)
+def test_bad_row_among_good_ones_is_reported_not_fatal(tmp_path, name, content, where, problem):
+    path = _write(tmp_path, name, content)
+
+    report = inspect_dataset(_spec(path), None, max_seq_length=64)
+
+    assert report.examples == 1
+    assert report.bad_row_count == 1
+    assert report.bad_rows[0].source == str(tmp_path / where)
+    assert re.search(problem, report.bad_rows[0].problem)
+
+
 def test_shipped_malformed_fixture(tmp_path):
-    with pytest.raises(DatasetError, match=r"bad-line\.jsonl:3: invalid JSON"):
-        inspect_dataset(_spec(FIXTURES / "bad-line.jsonl"), None, max_seq_length=64)
+    report = inspect_dataset(_spec(FIXTURES / "bad-line.jsonl"), None, max_seq_length=64)
+
+    assert [row.source for row in report.bad_rows] == [f"{FIXTURES / 'bad-line.jsonl'}:3"]
+    assert report.bad_rows[0].problem.startswith("invalid JSON")
 
 
 # --- report: dropped and duplicate rows ----------------------------------------------------------

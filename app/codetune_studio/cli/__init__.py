@@ -27,6 +27,7 @@ from codetune_studio.cli import plugins as plugins_cmd
 from codetune_studio.cli import queue as queue_cmd
 from codetune_studio.cli import runs as runs_cmd
 from codetune_studio.cli import sweep as sweep_cmd
+from codetune_studio.cli import tokenizer as tokenizer_cmd
 from codetune_studio.cli import train as train_cmd
 from codetune_studio.cli import verify as verify_cmd
 from codetune_studio.cli.context import CliContext, GlobalOptions, echo_error
@@ -50,6 +51,8 @@ COMMANDS += (runs_cmd, queue_cmd, sweep_cmd, models_cmd)
 COMMANDS += (generate_cmd, eval_cmd)
 #: Export and verification.
 COMMANDS += (export_cmd, verify_cmd)
+#: Data tools.
+COMMANDS += (tokenizer_cmd,)
 
 
 def build_parser() -> argparse.ArgumentParser:

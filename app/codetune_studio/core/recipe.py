@@ -114,6 +114,13 @@ class DatasetSpec(BaseModel):
             "completion for code data) that does not parse; each is listed in the data report."
         ),
     )
+    skip_invalid_rows: Bool = Field(
+        False,
+        description=(
+            "Train without the malformed rows (bad JSON, wrong shape, wrong field types) instead "
+            "of refusing the dataset; each skipped row is listed in the run log."
+        ),
+    )
 
 
 class TrainingSpec(BaseModel):

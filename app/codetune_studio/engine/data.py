@@ -20,9 +20,16 @@ import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from codetune_studio.core.errors import ConfigError, DatasetError
+from codetune_studio.engine.data_checks import (
+    NearDuplicate,
+    SecretFinding,
+    find_near_duplicates,
+    find_secrets,
+    normalize,
+)
 from codetune_studio.engine.formats import (
     FORMATS,
     Sample,
@@ -31,7 +38,13 @@ from codetune_studio.engine.formats import (
     detect_format,
     to_sample,
 )
-from codetune_studio.engine.sources import CODE_SUFFIXES, RawSource, read_source
+from codetune_studio.engine.sources import (
+    CODE_SUFFIXES,
+    BadRow,
+    RawRecord,
+    RawSource,
+    read_source,
+)
 from codetune_studio.plugins.code_lint import is_raw_code, unparseable_reason
 
 if TYPE_CHECKING:
@@ -44,17 +57,23 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CHAT_TEMPLATE",
     "IGNORE_INDEX",
+    "MAX_LISTED_BAD_ROWS",
     "DatasetReport",
     "DroppedRow",
     "DuplicateRow",
+    "LabelledSample",
     "LengthStats",
     "PreparedData",
     "TokenizedExample",
     "inspect_dataset",
+    "label_samples",
+    "load_samples",
     "prepare_data",
 ]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Label value the loss ignores (PyTorch's ``CrossEntropyLoss`` default).
 IGNORE_INDEX: Final = -100
@@ -67,6 +86,8 @@ DEFAULT_CHAT_TEMPLATE: Final = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+#: Bad rows a report lists; beyond this it gives only their number.
+MAX_LISTED_BAD_ROWS: Final = 1000
 _BATCH: Final = 512  # texts per tokenizer call: fast, and bounded memory on big datasets
 _PYTHON_SUFFIXES: Final = frozenset({".py", ".pyi", ".pyw"})
 
@@ -147,6 +168,15 @@ class DatasetReport:
         duplicates: Every duplicate with the record it repeats.
         fingerprint: A hash of the data, its format and column mapping.
         unparseable_rows: Records dropped by ``dataset.drop_unparseable`` (also in ``dropped``).
+        bad_rows: Malformed rows (bad JSON, wrong shape, wrong field types), at most
+            :data:`MAX_LISTED_BAD_ROWS` of them.
+        bad_row_count: How many malformed rows there are in all.
+        near_duplicates: Rows whose content nearly repeats an earlier row (when asked for).
+        split_leaks: Validation rows whose content is also in the training split.
+        eval_leaks: Rows whose prompt or answer is also in the eval file (when one was given).
+        truncated_rows: The rows longer than ``max_seq_length`` (with a tokenizer).
+        untrained_rows: The rows left with no trained token after masking and truncation.
+        secrets: Likely credentials, by row.
     """
 
     path: str
@@ -162,6 +192,14 @@ class DatasetReport:
     duplicates: tuple[DuplicateRow, ...] = ()
     fingerprint: str = ""
     unparseable_rows: int = 0
+    bad_rows: tuple[BadRow, ...] = ()
+    bad_row_count: int = 0
+    near_duplicates: tuple[NearDuplicate, ...] = ()
+    split_leaks: tuple[DuplicateRow, ...] = ()
+    eval_leaks: tuple[DuplicateRow, ...] = ()
+    truncated_rows: tuple[str, ...] = ()
+    untrained_rows: tuple[str, ...] = ()
+    secrets: tuple[SecretFinding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data."""
@@ -194,8 +232,11 @@ class _Loaded:
     samples: list[Sample]
     dropped: list[DroppedRow]
     duplicates: list[DuplicateRow] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
     empty: int = 0
     unparseable: int = 0
+    truncated: list[str] = field(default_factory=list)
+    untrained: list[str] = field(default_factory=list)
 
 
 def prepare_data(
@@ -223,8 +264,9 @@ def prepare_data(
         ConfigError: If the column mapping is invalid or the tokenizer has no EOS token.
     """
     loaded = _load(spec)
+    _refuse_or_log_bad_rows(loaded.bad, spec)
     examples, lengths, dropped_late = _tokenize_all(
-        loaded.samples, tokenizer, max_seq_length, mask_prompt=train_on_completions_only
+        loaded, tokenizer, max_seq_length, mask_prompt=train_on_completions_only
     )
     loaded.dropped.extend(dropped_late)
     report = _report(loaded, spec, examples, lengths, max_seq_length, unit="tokens")
@@ -252,30 +294,187 @@ def inspect_dataset(
     tokenizer: PreTrainedTokenizerBase | None,
     *,
     max_seq_length: int,
+    near_duplicates: bool = False,
+    near_duplicates_up_to: int | None = None,
+    eval_path: str | None = None,
+    seed: int = 42,
 ) -> DatasetReport:
     """Read and check a dataset and report what was found, without keeping the examples.
+
+    Malformed rows do not stop the check: every one is listed in the report.
 
     Args:
         spec: Where the data is and its format (``auto`` detects it).
         tokenizer: Counts tokens and truncation; ``None`` reports lengths in characters.
         max_seq_length: The limit the truncation count refers to.
+        near_duplicates: Also look for rows that nearly repeat another (MinHash; slower).
+        near_duplicates_up_to: Also look for them when the dataset has at most this many
+            samples (the window's quick check on small and medium datasets).
+        eval_path: An eval task or dataset file whose prompts and answers must not be trained on.
+        seed: The training seed, which decides the train/validation split checked for leaks.
 
     Returns:
         The report.
 
     Raises:
-        DatasetError: If the data is missing or malformed.
+        DatasetError: If the data is missing or malformed as a whole.
         ConfigError: If the column mapping is invalid.
     """
     loaded = _load(spec)
     if tokenizer is None:
         lengths = [len(_plain_text(sample)) for sample in loaded.samples]
-        return _report(loaded, spec, loaded.samples, lengths, max_seq_length, unit="characters")
-    examples, lengths, dropped_late = _tokenize_all(
-        loaded.samples, tokenizer, max_seq_length, mask_prompt=True
+        kept: Sequence[Sample] | list[TokenizedExample] = loaded.samples
+        report = _report(loaded, spec, kept, lengths, max_seq_length, unit="characters")
+        sources = [sample.source for sample in loaded.samples]
+    else:
+        examples, lengths, dropped_late = _tokenize_all(
+            loaded, tokenizer, max_seq_length, mask_prompt=True
+        )
+        loaded.dropped.extend(dropped_late)
+        report = _report(loaded, spec, examples, lengths, max_seq_length, unit="tokens")
+        sources = [example.source for example in examples]
+    near = near_duplicates or (
+        near_duplicates_up_to is not None and len(loaded.samples) <= near_duplicates_up_to
     )
-    loaded.dropped.extend(dropped_late)
-    return _report(loaded, spec, examples, lengths, max_seq_length, unit="tokens")
+    return _with_checks(report, loaded, spec, sources, near=near, eval_path=eval_path, seed=seed)
+
+
+def _with_checks(
+    report: DatasetReport,
+    loaded: _Loaded,
+    spec: DatasetSpec,
+    kept: list[str],
+    *,
+    near: bool,
+    eval_path: str | None,
+    seed: int,
+) -> DatasetReport:
+    """The report with the row checks added: secrets, leaks and (if asked) near-duplicates."""
+    from dataclasses import replace
+
+    by_source = {sample.source: sample for sample in loaded.samples}
+    texts = {source: _plain_text(sample) for source, sample in by_source.items()}
+    secrets = [f for source, text in texts.items() for f in find_secrets(source, text)]
+    near_rows: list[NearDuplicate] = []
+    if near:
+        exact = [row.source for row in loaded.duplicates]
+        near_rows = find_near_duplicates(list(texts.items()), exact=exact)
+    return replace(
+        report,
+        near_duplicates=tuple(near_rows),
+        split_leaks=tuple(_split_leaks(kept, by_source, spec.validation_split, seed)),
+        eval_leaks=tuple(_eval_leaks(loaded.samples, eval_path)) if eval_path else (),
+        secrets=tuple(secrets),
+    )
+
+
+def _split_leaks(
+    kept: list[str], by_source: dict[str, Sample], share: float, seed: int
+) -> list[DuplicateRow]:
+    """Validation rows whose content (white space and case aside) is also a training row."""
+    train, validation = _split(kept, share, seed)
+    seen: dict[str, str] = {}
+    for source in train:
+        seen.setdefault(normalize(by_source[source].content_key()), source)
+    leaks = []
+    for source in validation:
+        twin = seen.get(normalize(by_source[source].content_key()))
+        if twin is not None:
+            leaks.append(DuplicateRow(source, twin))
+    return leaks
+
+
+def _eval_leaks(samples: list[Sample], eval_path: str) -> list[DuplicateRow]:
+    """Rows whose prompt or answer text is also a text in the eval file."""
+    # Short strings ("yes", "4") match by chance; only texts this long count as a leak.
+    shortest = 20
+    texts: dict[str, str] = {}
+    for record in read_source(eval_path).records:
+        for value in record.data.values():
+            if isinstance(value, str) and len(value.strip()) >= shortest:
+                texts.setdefault(normalize(value), record.source)
+    leaks = []
+    for sample in samples:
+        pieces = [m.content for m in sample.messages] or [sample.prompt, sample.completion]
+        for piece in pieces:
+            twin = texts.get(normalize(piece)) if len(piece.strip()) >= shortest else None
+            if twin is not None:
+                leaks.append(DuplicateRow(sample.source, twin))
+                break
+    return leaks
+
+
+def load_samples(spec: DatasetSpec) -> list[Sample]:
+    """The dataset's samples, as training reads them (bad and empty rows left out).
+
+    Args:
+        spec: The recipe's dataset section.
+
+    Returns:
+        The samples, in dataset order.
+
+    Raises:
+        DatasetError: If the data is missing or malformed as a whole.
+    """
+    return _load(spec).samples
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledSample:
+    """A sample tokenized and labelled, before truncation: what training cuts its example from.
+
+    Attributes:
+        source: The record (``file:line``).
+        text: The sample rendered (through the chat template for conversations).
+        input_ids: Every token id, EOS included; training keeps the first ``max_seq_length``.
+        labels: Same length; ``-100`` where no loss is computed.
+    """
+
+    source: str
+    text: str
+    input_ids: list[int]
+    labels: list[int]
+
+
+def label_samples(
+    samples: Sequence[Sample],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    mask_prompt: bool,
+) -> list[LabelledSample]:
+    """Render, tokenize and label samples exactly as :func:`prepare_data` does, untruncated.
+
+    Training's examples are these, cut to ``max_seq_length`` (and dropped when no label is
+    left): the token inspector and the trainer share this one function.
+
+    Args:
+        samples: The samples.
+        tokenizer: The model's tokenizer; it must have an EOS token.
+        mask_prompt: Mask everything but the assistant turns or the completion.
+
+    Returns:
+        One labelled sample per sample, in order.
+
+    Raises:
+        ConfigError: If the tokenizer has no EOS token.
+        DatasetError: If the chat template rejects a conversation.
+    """
+    eos = tokenizer.eos_token_id
+    if not isinstance(eos, int):
+        raise ConfigError(
+            f"The tokenizer ({type(tokenizer).__name__}) has no EOS token; examples need one to "
+            "mark where they end. Set eos_token in its tokenizer_config.json."
+        )
+    template = _chat_template(tokenizer)
+    rendered = [_render(sample, tokenizer, template) for sample in samples]
+    labelled: list[LabelledSample] = []
+    for start in range(0, len(rendered), _BATCH):
+        batch = rendered[start : start + _BATCH]
+        for item, (ids, labels) in zip(batch, _encode(batch, tokenizer), strict=True):
+            trainable = labels if mask_prompt else list(ids)
+            ids, trainable = _end_with_eos(ids, trainable, eos)
+            labelled.append(LabelledSample(item.source, item.text, ids, trainable))
+    return labelled
 
 
 # --- reading and checking ---------------------------------------------------------------------
@@ -284,19 +483,28 @@ def inspect_dataset(
 def _load(spec: DatasetSpec) -> _Loaded:
     check_columns(spec.columns)
     source = read_source(spec.path)
-    records = [apply_columns(record, spec.columns) for record in source.records]
+    records, bad = _mapped_records(source, spec.columns)
     fmt = spec.format if spec.format != "auto" else detect_format(records[0], kind=source.kind)
     if fmt not in FORMATS:  # pragma: no cover - the recipe's Literal already rules this out
         raise ConfigError(f"dataset.format: got {fmt!r}, must be one of {', '.join(FORMATS)}")
-    loaded = _Loaded(source, fmt, [], [DroppedRow(s, r) for s, r in source.skipped])
+    loaded = _Loaded(source, fmt, [], [DroppedRow(s, r) for s, r in source.skipped], bad=bad)
     samples: list[Sample] = []
     for record in records:
-        result = to_sample(record, fmt)
+        try:
+            result = to_sample(record, fmt)
+        except DatasetError as exc:
+            loaded.bad.append(BadRow.from_error(record.source, exc))
+            continue
         if isinstance(result, str):
             loaded.dropped.append(DroppedRow(record.source, result))
             loaded.empty += 1
             continue
         samples.append(result)
+    if not samples and not loaded.empty:  # every record is bad: nothing to report beyond that
+        first = loaded.bad[0]
+        raise DatasetError(
+            f"{first.source}: {first.problem} (no valid record: {len(loaded.bad)} bad)"
+        )
     if spec.drop_unparseable:
         samples = _drop_unparseable(samples, fmt, loaded)
     seen: dict[str, str] = {}
@@ -308,6 +516,40 @@ def _load(spec: DatasetSpec) -> _Loaded:
             seen[key] = sample.source
         loaded.samples.append(sample)
     return loaded
+
+
+def _mapped_records(
+    source: RawSource, columns: dict[str, str]
+) -> tuple[list[RawRecord], list[BadRow]]:
+    bad = list(source.bad_rows)
+    records = []
+    for record in source.records:
+        try:
+            records.append(apply_columns(record, columns))
+        except DatasetError as exc:  # a row without a mapped column is one bad row, not all
+            bad.append(BadRow.from_error(record.source, exc))
+    if not records:
+        first = bad[0]
+        raise DatasetError(f"{first.source}: {first.problem} (no valid record: {len(bad)} bad)")
+    return records, bad
+
+
+def _refuse_or_log_bad_rows(bad: list[BadRow], spec: DatasetSpec) -> None:
+    """Stop training on a dataset with bad rows, unless ``skip_invalid_rows`` lets it go on."""
+    if not bad:
+        return
+    first = bad[0]
+    if not spec.skip_invalid_rows:
+        raise DatasetError(
+            f"{spec.path}: {len(bad)} invalid rows (first: {first.source}: {first.problem}); "
+            f"fix them, or set dataset.skip_invalid_rows: true to train without them "
+            f"(`codetune-studio dataset inspect {spec.path}` lists them all)"
+        )
+    for row in bad[:MAX_LISTED_BAD_ROWS]:
+        logger.info("skipped invalid row %s: %s", row.source, row.problem)
+    if len(bad) > MAX_LISTED_BAD_ROWS:
+        logger.info("... and %d more invalid rows", len(bad) - MAX_LISTED_BAD_ROWS)
+    logger.info("skipped %d invalid rows of %s (dataset.skip_invalid_rows)", len(bad), spec.path)
 
 
 def _drop_unparseable(samples: list[Sample], fmt: str, loaded: _Loaded) -> list[Sample]:
@@ -367,7 +609,8 @@ def _report(
     return DatasetReport(
         path=spec.path,
         format=loaded.format,
-        rows=len(loaded.source.records) + len(loaded.source.skipped),  # skipped files count
+        # skipped files count, and so do bad rows: they are rows of the file
+        rows=len(loaded.source.records) + len(loaded.source.skipped) + len(loaded.source.bad_rows),
         examples=len(examples),
         empty_rows=loaded.empty,
         duplicate_rows=len(loaded.duplicates),
@@ -378,6 +621,10 @@ def _report(
         duplicates=tuple(loaded.duplicates),
         fingerprint=hashlib.sha256(payload.encode("utf-8")).hexdigest(),
         unparseable_rows=loaded.unparseable,
+        bad_rows=tuple(loaded.bad[:MAX_LISTED_BAD_ROWS]),
+        bad_row_count=len(loaded.bad),
+        truncated_rows=tuple(loaded.truncated),
+        untrained_rows=tuple(loaded.untrained),
     )
 
 
@@ -402,39 +649,30 @@ class _Rendered:
 
 
 def _tokenize_all(
-    samples: Sequence[Sample],
+    loaded: _Loaded,
     tokenizer: PreTrainedTokenizerBase,
     max_seq_length: int,
     *,
     mask_prompt: bool,
 ) -> tuple[list[TokenizedExample], list[int], list[DroppedRow]]:
-    eos = tokenizer.eos_token_id
-    if not isinstance(eos, int):
-        raise ConfigError(
-            f"The tokenizer ({type(tokenizer).__name__}) has no EOS token; examples need one to "
-            "mark where they end. Set eos_token in its tokenizer_config.json."
-        )
-    template = _chat_template(tokenizer)
-    rendered = [_render(sample, tokenizer, template) for sample in samples]
     examples: list[TokenizedExample] = []
     lengths: list[int] = []
     dropped: list[DroppedRow] = []
-    for start in range(0, len(rendered), _BATCH):
-        batch = rendered[start : start + _BATCH]
-        for item, (ids, labels) in zip(batch, _encode(batch, tokenizer), strict=True):
-            trainable = labels if mask_prompt else list(ids)
-            ids, trainable = _end_with_eos(ids, trainable, eos)
-            lengths.append(len(ids))
-            ids, trainable = ids[:max_seq_length], trainable[:max_seq_length]
-            if all(label == IGNORE_INDEX for label in trainable):
-                dropped.append(
-                    DroppedRow(
-                        item.source,
-                        f"no completion tokens within max_seq_length={max_seq_length}",
-                    )
+    for item in label_samples(loaded.samples, tokenizer, mask_prompt=mask_prompt):
+        lengths.append(len(item.input_ids))
+        if len(item.input_ids) > max_seq_length:
+            loaded.truncated.append(item.source)
+        ids, trainable = item.input_ids[:max_seq_length], item.labels[:max_seq_length]
+        if all(label == IGNORE_INDEX for label in trainable):
+            loaded.untrained.append(item.source)
+            dropped.append(
+                DroppedRow(
+                    item.source,
+                    f"no completion tokens within max_seq_length={max_seq_length}",
                 )
-                continue
-            examples.append(TokenizedExample(ids, trainable, item.source))
+            )
+            continue
+        examples.append(TokenizedExample(ids, trainable, item.source))
     return examples, lengths, dropped
 
 
@@ -571,9 +809,7 @@ def _plain_text(sample: Sample) -> str:
 # --- splitting and statistics -----------------------------------------------------------------
 
 
-def _split(
-    examples: list[TokenizedExample], share: float, seed: int
-) -> tuple[list[TokenizedExample], list[TokenizedExample]]:
+def _split(examples: list[_T], share: float, seed: int) -> tuple[list[_T], list[_T]]:
     """A deterministic, seeded split; both parts keep the dataset's order."""
     count = len(examples)
     # Never an empty train set, and never a 0-row eval when one was asked for.

@@ -28,6 +28,7 @@ __all__ = [
     "CODE_SUFFIXES",
     "DATA_SUFFIXES",
     "TEXT_SUFFIXES",
+    "BadRow",
     "RawRecord",
     "RawSource",
     "read_source",
@@ -63,6 +64,24 @@ class RawRecord:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row that could not be read as a record: where it is and what is wrong with it.
+
+    Attributes:
+        source: ``file:line`` of the row.
+        problem: What was found and what was expected.
+    """
+
+    source: str
+    problem: str
+
+    @classmethod
+    def from_error(cls, source: str, error: Exception) -> BadRow:
+        """A bad row from a :class:`DatasetError` whose message starts with ``source: ``."""
+        return cls(source, str(error).removeprefix(f"{source}: ").strip())
+
+
 @dataclass
 class RawSource:
     """Everything read from a dataset location."""
@@ -72,6 +91,7 @@ class RawSource:
     records: list[RawRecord]
     fingerprint: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    bad_rows: list[BadRow] = field(default_factory=list)  # malformed rows, left out of records
 
 
 def read_source(path: str, *, offline: bool | None = None) -> RawSource:
@@ -86,8 +106,10 @@ def read_source(path: str, *, offline: bool | None = None) -> RawSource:
         The records, each tagged with its ``file:line`` source, and a fingerprint of the data.
 
     Raises:
-        DatasetError: If the location does not exist or a file is malformed; the message names
-            the file, the line or row, what was found and what was expected.
+        DatasetError: If the location does not exist or a file is malformed as a whole; the
+            message names the file, the line or row, what was found and what was expected. A
+            malformed row (a bad JSON line, a CSV row with the wrong number of fields, a value
+            that is not an object) does not stop the read: it goes to ``bad_rows``.
     """
     local = Path(path).expanduser()
     if local.is_dir():
@@ -109,25 +131,30 @@ def _read_file(path: Path) -> RawSource:
     raw = _read_bytes(path)
     text = _decode(raw, path)
     name = str(path)
+    bad: list[BadRow] = []
     if suffix in {".jsonl", ".ndjson"}:
-        records, kind = _parse_jsonl(text, name), "records"
+        records, kind = _parse_jsonl(text, name, bad), "records"
     elif suffix == ".json":
         try:
-            records, kind = _parse_json(text, name), "records"
+            records, kind = _parse_json(text, name, bad), "records"
         except (ValueError, RecursionError) as exc:  # huge numbers, deep nesting
             raise DatasetError(f"{name}: {_hostile_json(exc)}") from None
     elif suffix in {".csv", ".tsv"}:
         records, kind = (
-            _parse_csv(text, name, delimiter="\t" if suffix == ".tsv" else ","),
+            _parse_csv(text, name, bad, delimiter="\t" if suffix == ".tsv" else ","),
             "records",
         )
     elif suffix in CODE_SUFFIXES:
         records, kind = [_code_record(text, name, path.name)], "code"
     else:
         records, kind = _parse_text(text, name), "text"
+    if not records and bad:
+        raise DatasetError(
+            f"{bad[0].source}: {bad[0].problem} (no valid record: all {len(bad)} rows are bad)"
+        )
     if not records:
         raise DatasetError(f"{path}: the file holds no records (only blank lines)")
-    return RawSource(name, kind, records, _digest([(path.name, raw)]))
+    return RawSource(name, kind, records, _digest([(path.name, raw)]), bad_rows=bad)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -152,25 +179,38 @@ def _decode(raw: bytes, path: Path) -> str:
         ) from None
 
 
-def _parse_jsonl(text: str, name: str) -> list[RawRecord]:
-    records = []
+def _parse_jsonl(text: str, name: str, bad: list[BadRow]) -> list[RawRecord]:
+    records: list[RawRecord] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        where = f"{name}:{number}"
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{name}:{number}: invalid JSON at column {exc.colno}: {exc.msg}; "
-                f"found {_excerpt(line)}, expected one JSON object per line"
-            ) from None
+            bad.append(
+                BadRow(
+                    where,
+                    f"invalid JSON at column {exc.colno}: {exc.msg}; "
+                    f"found {_excerpt(line)}, expected one JSON object per line",
+                )
+            )
+            continue
         except (ValueError, RecursionError) as exc:  # a 5000-digit number, 100k nested lists
-            raise DatasetError(f"{name}:{number}: {_hostile_json(exc)}") from None
-        records.append(RawRecord(f"{name}:{number}", _as_record(value, f"{name}:{number}")))
+            bad.append(BadRow(where, _hostile_json(exc)))
+            continue
+        _add_record(records, bad, value, where)
     return records
 
 
-def _parse_json(text: str, name: str) -> list[RawRecord]:
+def _add_record(records: list[RawRecord], bad: list[BadRow], value: object, where: str) -> None:
+    try:
+        records.append(RawRecord(where, _as_record(value, where)))
+    except DatasetError as exc:
+        bad.append(BadRow.from_error(where, exc))
+
+
+def _parse_json(text: str, name: str, bad: list[BadRow]) -> list[RawRecord]:
     """A JSON array of records, with each record's line; JSON Lines saved as .json also works."""
     decoder = json.JSONDecoder()
     index = _skip_space(text, 0)
@@ -179,12 +219,12 @@ def _parse_json(text: str, name: str) -> list[RawRecord]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             if exc.msg == "Extra data":  # one object per line, saved with a .json suffix
-                return _parse_jsonl(text, name)
+                return _parse_jsonl(text, name, bad)
             raise DatasetError(
                 f"{name}:{exc.lineno}: invalid JSON at column {exc.colno}: {exc.msg}"
             ) from None
-        return _unwrap_object(value, name)
-    records = []
+        return _unwrap_object(value, name, bad)
+    records: list[RawRecord] = []
     index = _skip_space(text, index + 1)
     if text.startswith("]", index):
         raise DatasetError(f"{name}:1: found an empty JSON array, expected at least one record")
@@ -196,7 +236,7 @@ def _parse_json(text: str, name: str) -> list[RawRecord]:
             raise DatasetError(
                 f"{name}:{exc.lineno}: invalid JSON at column {exc.colno}: {exc.msg}"
             ) from None
-        records.append(RawRecord(f"{name}:{line}", _as_record(value, f"{name}:{line}")))
+        _add_record(records, bad, value, f"{name}:{line}")
         index = _skip_space(text, index)
         if text.startswith(",", index):
             index = _skip_space(text, index + 1)
@@ -209,14 +249,15 @@ def _parse_json(text: str, name: str) -> list[RawRecord]:
         )
 
 
-def _unwrap_object(value: object, name: str) -> list[RawRecord]:
+def _unwrap_object(value: object, name: str, bad: list[BadRow]) -> list[RawRecord]:
     # {"data": [...]}: a single key holding the records, as some exports write them.
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list)]
         if len(value) == 1 and len(lists) == 1 and lists[0]:
-            rows = lists[0]
-            return [RawRecord(f"{name}:item {i}", _as_record(r, f"{name}:item {i}")) for i, r in
-                    enumerate(rows, start=1)]  # fmt: skip
+            records: list[RawRecord] = []
+            for i, row in enumerate(lists[0], start=1):
+                _add_record(records, bad, row, f"{name}:item {i}")
+            return records
         if not lists:  # a single record
             return [RawRecord(f"{name}:1", _as_record(value, f"{name}:1"))]
     raise DatasetError(
@@ -231,7 +272,7 @@ def _as_record(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def _parse_csv(text: str, name: str, *, delimiter: str) -> list[RawRecord]:
+def _parse_csv(text: str, name: str, bad: list[BadRow], *, delimiter: str) -> list[RawRecord]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -244,7 +285,7 @@ def _parse_csv(text: str, name: str, *, delimiter: str) -> list[RawRecord]:
         raise DatasetError(
             f"{name}:1: found header {header}, expected distinct, non-empty column names"
         )
-    records = []
+    records: list[RawRecord] = []
     start = reader.line_num + 1
     while True:
         try:
@@ -252,21 +293,27 @@ def _parse_csv(text: str, name: str, *, delimiter: str) -> list[RawRecord]:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise DatasetError(f"{name}:{start}: invalid CSV: {exc}") from None
+            bad.append(BadRow(f"{name}:{start}", f"invalid CSV: {exc}"))
+            start = reader.line_num + 1
+            continue
         if row and any(cell.strip() for cell in row):
             if len(row) != len(header):
-                raise DatasetError(
-                    f"{name}:{start}: found {len(row)} fields, expected {len(header)} "
-                    f"(the header's {', '.join(header)})"
+                bad.append(
+                    BadRow(
+                        f"{name}:{start}",
+                        f"found {len(row)} fields, expected {len(header)} "
+                        f"(the header's {', '.join(header)})",
+                    )
                 )
-            records.append(RawRecord(f"{name}:{start}", dict(zip(header, row, strict=True))))
+            else:
+                records.append(RawRecord(f"{name}:{start}", dict(zip(header, row, strict=True))))
         start = reader.line_num + 1
     return records
 
 
 def _parse_text(text: str, name: str) -> list[RawRecord]:
     """Plain text: one record per blank-line-separated block (a paragraph, a function...)."""
-    records = []
+    records: list[RawRecord] = []
     block: list[str] = []
     first = 1
     for number, line in enumerate([*text.splitlines(), ""], start=1):
@@ -331,12 +378,14 @@ def _read_folder(folder: Path) -> RawSource:
 
 def _read_data_folder(folder: Path, files: list[Path]) -> RawSource:
     records: list[RawRecord] = []
+    bad: list[BadRow] = []
     digests: list[tuple[str, bytes]] = []
     for path in files:
         part = _read_file(path)
         records.extend(part.records)
+        bad.extend(part.bad_rows)
         digests.append((path.relative_to(folder).as_posix(), part.fingerprint.encode()))
-    return RawSource(str(folder), "records", records, _digest(digests))
+    return RawSource(str(folder), "records", records, _digest(digests), bad_rows=bad)
 
 
 def _walk(folder: Path) -> Iterator[Path]:

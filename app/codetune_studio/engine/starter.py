@@ -337,33 +337,23 @@ def _source_files() -> tuple[Path, list[Path]]:
 
 
 def _train_tokenizer(corpus: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    # The tokenizer builder's code, with the settings starter-v1 was built with: the output is
+    # the same, so cached starter models stay valid (tests/unit/test_tokenizer_build.py checks).
+    from codetune_studio.engine.tokenizer_build import TokenizerSpec, train_tokenizer
 
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    # trim_offsets=False keeps each token's leading space in its offsets, so masking by
-    # character spans labels whole tokens.
-    core.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
+    spec = TokenizerSpec(
+        kind="bpe",
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         min_frequency=2,
-        show_progress=False,
-    )
-    core.train_from_iterator(corpus, trainer=trainer, length=len(corpus))
-    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
-        tokenizer_object=core,
+        special_tokens=SPECIAL_TOKENS,
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
-        additional_special_tokens=["<|im_start|>"],
         chat_template=DEFAULT_CHAT_TEMPLATE,
         model_max_length=_MAX_POSITIONS,
-        clean_up_tokenization_spaces=False,
+        extra_special=("<|im_start|>",),
     )
+    return train_tokenizer(corpus, spec)
 
 
 def _token_blocks(

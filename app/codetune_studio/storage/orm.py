@@ -239,6 +239,8 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]]
+
+
 class EvalResultRow(Base):
     """One model (or its base) evaluated on a task set: scores and per-task outcomes."""
 

@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -163,6 +164,7 @@ class MainWindow(QMainWindow):
             *self._build_playground_panels(),
         ]
         self._add_experiment_panels()
+        self._add_data_tools_panel()
         self.docks: dict[str, QDockWidget] = {}
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
@@ -210,6 +212,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["parameters"], self.docks["plugins"])
         self.tabifyDockWidget(self.docks["parameters"], self.docks["queue"])
         self.tabifyDockWidget(self.docks["monitor"], self.docks["models"])
+        self.tabifyDockWidget(self.docks["plugins"], self.docks["datatools"])
         self.docks["parameters"].raise_()
         self.docks["monitor"].raise_()
         self._tabify_playground_docks()
@@ -315,6 +318,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.reset_layout_action = self._action(view_menu, "Reset layout", self.reset_layout)
 
+        self._add_tools_menu(bar.addMenu("&Tools"))
         help_menu = bar.addMenu("&Help")
         self.docs_action = self._action(
             help_menu,
@@ -332,6 +336,27 @@ class MainWindow(QMainWindow):
         """Help > Audit log… (issue 14): who set keys, switched database, deleted, exported."""
         self.audit_action = self._action(help_menu, "Audit log…", self._on_audit_triggered)
         self.audit_action.setEnabled(self.services.audit is not None)
+
+    def _add_data_tools_panel(self) -> None:
+        """The Data tools panel (tokenizer builder, dataset from code), tabbed with Plugins."""
+        from codetune_studio.ui.panels.data_tools import DataToolsPanel
+
+        self.data_tools_panel = DataToolsPanel(
+            self,
+            data_dir=self.services.paths.data_dir,
+            current_dataset=lambda: self.datasets_panel.current_path,
+        )
+        self.data_tools_panel.dataset_made.connect(self.add_dataset)
+        self.panels.append(self.data_tools_panel)
+
+    def _add_tools_menu(self, menu: QMenu) -> None:
+        def show_tool(index: int) -> None:
+            self.docks["datatools"].show()
+            self.docks["datatools"].raise_()
+            self.data_tools_panel.tabs.setCurrentIndex(index)
+
+        self.tokenizer_action = self._action(menu, "Tokenizer builder", lambda: show_tool(0))
+        self.from_code_action = self._action(menu, "Dataset from code…", lambda: show_tool(1))
 
     def _action(
         self,
@@ -858,11 +883,37 @@ class MainWindow(QMainWindow):
 
     @safe_slot()
     def _on_docs_triggered(self) -> None:
-        from codetune_studio.ui.dialogs.docs import DocsDialog
+        # F1 in a parameter field opens that recipe key's entry in the reference.
+        # The window's focus widget: the field last focused, even while a menu has the keyboard.
+        focus: QWidget | None = self.focusWidget()
+        key = focus.property("recipeKey") if focus is not None else None
+        if isinstance(key, str) and key:
+            self.open_docs("recipe-reference", key)
+        else:
+            self.open_docs()
 
-        dialog = DocsDialog(self.services.resources / "docs", self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    def open_docs(self, page: str | None = None, key: str | None = None) -> QDialog:
+        """Show the manual (reusing an open viewer), at a page and a recipe key's entry.
+
+        Args:
+            page: The page's file name without ``.md``; the index by default.
+            key: A recipe key (``training.learning_rate``) or a heading anchor on that page.
+
+        Returns:
+            The documentation viewer.
+        """
+        from codetune_studio.ui.dialogs.docs import DocsDialog, heading_anchor
+
+        anchor = heading_anchor(key) if key else None
+        dialog = self.findChild(DocsDialog)
+        if dialog is None:
+            dialog = DocsDialog(self.services.resources / "docs", self, page=page, anchor=anchor)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        elif page is not None:
+            dialog.open_page(page, anchor)
         dialog.show()
+        dialog.raise_()
+        return dialog
 
     @safe_slot()
     def _on_audit_triggered(self) -> None:

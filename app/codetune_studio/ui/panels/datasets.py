@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -280,6 +281,7 @@ class DatasetsPanel(Panel):
         buttons.addStretch(1)
         buttons.addWidget(self.use_button)
         layout.addLayout(buttons)
+        self._add_hub_row(layout)
 
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.tree = QTreeWidget(splitter)
@@ -363,11 +365,57 @@ class DatasetsPanel(Panel):
         self._lengths_layout.addWidget(self.lengths_label)
         self._histogram: Any = None  # a pyqtgraph PlotWidget, created on first use
         self.tabs.addTab(lengths_tab, "Lengths")
+        self._add_tokens_tab()
         details_layout.addWidget(self.tabs, 1)
         splitter.addWidget(details)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         layout.addWidget(splitter, 1)
+
+    def _add_hub_row(self, layout: QVBoxLayout) -> None:
+        """A Hub dataset id field: offline, the dataset loads from the local cache."""
+        row = QHBoxLayout()
+        self.hub_edit = QLineEdit(self)
+        self.hub_edit.setObjectName("hubDatasetId")
+        self.hub_edit.setPlaceholderText("Hugging Face dataset id, e.g. user/dataset")
+        self.hub_edit.setToolTip(
+            "Offline, only datasets already in the local Hugging Face cache load."
+        )
+        self.hub_button = QPushButton("Load", self)
+        self.hub_button.setObjectName("hubLoadButton")
+        row.addWidget(self.hub_edit, 1)
+        row.addWidget(self.hub_button)
+        layout.addLayout(row)
+        self.hub_edit.returnPressed.connect(self._on_hub_button_clicked)
+        self.hub_button.clicked.connect(self._on_hub_button_clicked)
+
+    @safe_slot()
+    def _on_hub_button_clicked(self) -> None:
+        name = self.hub_edit.text().strip()
+        if name:
+            self.add_hub_dataset(name)
+
+    def add_hub_dataset(self, name: str) -> None:
+        """Add a Hugging Face Hub dataset by id; it is checked and previewed like a file."""
+        if name not in self._added:
+            self._added.append(name)
+            item = self._add_item(self._added_item, name, name, "", "")
+        else:
+            item = self._find_item(name) or self._added_item
+        self.tree.setCurrentItem(item)
+        self._start_analysis(name, register=True)
+
+    def _add_tokens_tab(self) -> None:
+        """The token and label inspector, as the Tokens tab."""
+        from codetune_studio.ui.panels.token_inspector import TokenInspectorWidget
+
+        self.tokens = TokenInspectorWidget(self.tabs, data_dir=self._data_dir)
+        self.tabs.addTab(self.tokens, "Tokens")
+
+    def _update_tokens_source(self) -> None:
+        self.tokens.set_source(
+            self.current_path, self.mapping_format, self.columns, self._model, self._max_seq_length
+        )
 
     def _connect_signals(self) -> None:
         self.add_file_button.clicked.connect(self._on_add_file_button_clicked)
@@ -449,6 +497,7 @@ class DatasetsPanel(Panel):
         for task in (self._index_task, self._analysis_task, self._list_task):
             if task is not None:
                 task.cancel()
+        self.tokens.shutdown()
 
     def save_state(self) -> dict[str, Any]:
         return {"added": self._added[-20:], "current": self.current_path}
@@ -671,8 +720,12 @@ class DatasetsPanel(Panel):
             f"format <b>{report.format}</b>",
             f"{report.rows:,} rows, {report.examples:,} usable",
         ]
+        if report.bad_row_count:
+            parts.append(f"<span style='color:#dc2626'>{report.bad_row_count:,} bad rows</span>")
         if report.empty_rows:
             parts.append(f"<span style='color:#dc2626'>{report.empty_rows} dropped</span>")
+        if report.secrets:
+            parts.append(f"<span style='color:#dc2626'>{len(report.secrets)} likely secrets</span>")
         if report.duplicate_rows:
             parts.append(f"<span style='color:#d97706'>{report.duplicate_rows} duplicates</span>")
         if stats is not None:
@@ -688,6 +741,7 @@ class DatasetsPanel(Panel):
         if registered is not None:
             notify.info(f"Dataset {registered.name} registered ({registered.num_rows:,} rows).")
             self.refresh()
+        self._update_tokens_source()
         self.analysis_finished.emit(analysis.path)
 
     def _on_analysis_errored(self, exc: BaseException) -> None:
@@ -725,9 +779,27 @@ class DatasetsPanel(Panel):
             self.progress.setFormat(message or "")
 
     def _show_findings(self, report: Any) -> None:
-        rows: list[tuple[str, str]] = [(d.source, d.reason) for d in report.dropped]
+        rows: list[tuple[str, str]] = [(b.source, f"bad row: {b.problem}") for b in report.bad_rows]
+        if report.bad_row_count > len(report.bad_rows):
+            more = report.bad_row_count - len(report.bad_rows)
+            rows.append(("", f"… and {more:,} more bad rows (dataset inspect --json lists them)"))
+        rows += [(d.source, d.reason) for d in report.dropped]
         rows += [(d.source, f"duplicate of {_row_label(d.same_as)}") for d in report.duplicates]
-        if report.truncated:
+        rows += [
+            (d.source, f"near-duplicate ({d.similarity:.0%}) of {_row_label(d.similar_to)}")
+            for d in report.near_duplicates
+        ]
+        rows += [
+            (d.source, f"in validation and training (row {_row_label(d.same_as)})")
+            for d in report.split_leaks
+        ]
+        rows += [(d.source, f"also in the eval file ({d.same_as})") for d in report.eval_leaks]
+        rows += [(f.source, f"likely secret: {f.kind} {f.excerpt}") for f in report.secrets]
+        rows += [
+            (source, f"truncated at max_seq_length {report.max_seq_length}")
+            for source in report.truncated_rows
+        ]
+        if report.truncated and not report.truncated_rows:
             rows.append(("", f"{report.truncated} examples exceed {report.max_seq_length} tokens"))
         self.findings.setRowCount(len(rows))
         for row, (where, what) in enumerate(rows):

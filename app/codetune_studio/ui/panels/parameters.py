@@ -101,6 +101,7 @@ class SchemaField:
                 edit.setPlaceholderText(", ".join(map(str, choices)) if choices else "a, b, …")
             self.editor = edit
         self.editor.setObjectName("field_" + "_".join(path))
+        self.editor.setProperty("recipeKey", ".".join(path))  # F1 opens this key's entry
         self.editor.setToolTip(schema.get("description", ""))
         self.error_label = QLabel(parent)
         self.error_label.setObjectName("error_" + "_".join(path))
