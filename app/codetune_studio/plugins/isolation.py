@@ -24,7 +24,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from typing import IO, TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from codetune_studio.core.child_cmd import python_module_command
 from codetune_studio.core.errors import PluginError
 from codetune_studio.plugins.api import ToolContext, ToolInputs, ToolResult
 
@@ -190,9 +190,9 @@ class _ChildSession:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, payload: bytes) -> None:
-        command = [sys.executable, "-P", "-m", "codetune_studio.plugins.runner"]
+        command = python_module_command("codetune_studio.plugins.runner", isolated=True)
         # A session of its own, so stopping the tool also stops anything it started.
-        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter (or frozen studio) and module
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

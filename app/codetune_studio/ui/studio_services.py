@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codetune_studio.core.child_cmd import python_module_command
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -67,7 +69,7 @@ def default_worker_launch(
     resume_from: Path | None = None,
     online: bool = False,
 ) -> WorkerLaunch:
-    """The real worker: ``python -m codetune_studio.worker``.
+    """The real worker: ``python -m codetune_studio.worker`` (the frozen studio re-entered).
 
     Args:
         recipe_file: The recipe as JSON.
@@ -81,9 +83,7 @@ def default_worker_launch(
     Returns:
         The launch description.
     """
-    argv = [
-        sys.executable,
-        "-m",
+    argv = python_module_command(
         "codetune_studio.worker",
         "--recipe",
         str(recipe_file),
@@ -94,7 +94,7 @@ def default_worker_launch(
         "--data-dir",
         str(data_dir),
         "--record",
-    ]
+    )
     if resume_from is not None:
         argv += ["--resume", str(resume_from)]
     if online:
