@@ -89,11 +89,14 @@ package: $(PACKAGE_ARCHIVE)
 $(PACKAGE_EXE): $(STAMP) $(PACKAGE_SOURCES)
 	$(BIN)/python -c "import PyInstaller" 2>/dev/null || \
 	  $(BIN)/python -m pip install -c $(CPU_CONSTRAINTS) "pyinstaller>=6.10"
-	$(BIN)/python packaging/stage.py $(PACKAGE_STAGE) --torch $(PACKAGE_TORCH)
+	$(BIN)/python packaging/stage.py record $(PACKAGE_STAGE) --torch $(PACKAGE_TORCH)
 	rm -rf $(PACKAGE_DIR)
 	CODETUNE_PACKAGE_STAGE=$(PACKAGE_STAGE) CODETUNE_PACKAGE_TORCH=$(PACKAGE_TORCH) \
 	  $(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
 	  packaging/codetune-studio.spec
+	$(BIN)/python packaging/stage.py starter $(PACKAGE_STAGE)
+	mkdir -p $(PACKAGE_DIR)/_internal/models
+	cp -r $(PACKAGE_STAGE)/models/starter-v1 $(PACKAGE_DIR)/_internal/models/
 	cp packaging/linux/codetune-studio.desktop packaging/linux/install-desktop-entry.sh \
 	  resources/icons/codetune-studio.png $(PACKAGE_DIR)/
 	touch $@

@@ -16,7 +16,8 @@ version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' app/codetune_studio/__init__.p
 arch=$(uname -m)
 
 .venv/bin/python -c "import PyInstaller" 2>/dev/null || .venv/bin/python -m pip install "pyinstaller>=6.10"
-.venv/bin/python packaging/stage.py build/package-stage --torch cpu
+.venv/bin/python packaging/stage.py record build/package-stage --torch cpu
+.venv/bin/python packaging/stage.py starter build/package-stage
 
 # An .icns from the PNG icon (sips and iconutil ship with macOS).
 iconset=build/codetune-studio.iconset
@@ -33,6 +34,9 @@ CODETUNE_PACKAGE_MACOS_APP=1 CODETUNE_PACKAGE_ICNS=build/codetune-studio.icns CO
 
 app="dist/CodeTune Studio.app"
 [ -d "$app" ] || { echo "PyInstaller made no $app" >&2; exit 1; }
+# The starter model beside the code (sys._MEIPASS is Contents/Frameworks in a PyInstaller .app).
+mkdir -p "$app/Contents/Frameworks/models"
+cp -R build/package-stage/models/starter-v1 "$app/Contents/Frameworks/models/"
 dmg_root=build/dmg
 rm -rf "$dmg_root" && mkdir -p "$dmg_root"
 cp -R "$app" "$dmg_root/"

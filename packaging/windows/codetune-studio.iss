@@ -1,9 +1,12 @@
 ; Inno Setup script for the Windows installer of CodeTune Studio (not built here: needs Windows).
 ;
 ; 1. On Windows, in the checkout:  make setup TORCH=cpu   (or TORCH=cuda for the NVIDIA build)
-; 2. Build the folder:              .venv\Scripts\python packaging\stage.py build\package-stage
+; 2. Build the folder:              .venv\Scripts\python packaging\stage.py record build\package-stage --torch cpu
 ;                                   .venv\Scripts\pyinstaller --noconfirm --distpath dist ^
 ;                                     --workpath build\pyinstaller packaging\codetune-studio.spec
+;                                   .venv\Scripts\python packaging\stage.py starter build\package-stage
+;                                   xcopy /E /I build\package-stage\models\starter-v1 ^
+;                                     dist\codetune-studio\_internal\models\starter-v1
 ; 3. Compile this script:           iscc /DAppVersion=0.1.0 /DTorchBuild=cpu packaging\windows\codetune-studio.iss
 ; The installer lands in dist\ as CodeTuneStudio-<version>-windows-x64-<torch>-setup.exe.
 ; User data stays in %LOCALAPPDATA%\codetune-studio (platformdirs), outside the install folder,
