@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .PHONY: setup run test lint typecheck contracts pytest test-headless test-slow bench clean lock \
-	test-latest soak reliability verify-llamacpp
+	test-latest soak reliability verify-llamacpp package package-test
 
 setup: $(STAMP)
 
@@ -103,3 +103,42 @@ verify-llamacpp: setup
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) build dist .mypy_cache .pytest_cache .ruff_cache
+
+# --- The packaged studio (PyInstaller, one folder; see packaging/README.md) ---------------------
+# `make package` builds dist/codetune-studio/ and its tar.gz from .venv (so from the locked set
+# that `setup` installs); PACKAGE_TORCH=cuda packages a CUDA build (make setup TORCH=cuda first).
+# `make package-test` builds if needed, then smoke-tests the archive outside the checkout.
+PACKAGE_TORCH ?= cpu
+PACKAGE_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' app/codetune_studio/__init__.py)
+PACKAGE_DIR := dist/codetune-studio
+PACKAGE_EXE := $(PACKAGE_DIR)/codetune-studio
+PACKAGE_ARCHIVE := dist/codetune-studio-$(PACKAGE_VERSION)-linux-$(shell uname -m)-$(PACKAGE_TORCH).tar.gz
+PACKAGE_STAGE := build/package-stage
+# What goes into the bundle (a change to the smoke test or the docs does not rebuild it).
+PACKAGE_SOURCES := pyproject.toml packaging/codetune-studio.spec packaging/entry.py \
+  packaging/stage.py $(shell find app resources packaging/linux -type f \
+  -not -path '*/__pycache__/*' -not -path '*.egg-info/*' 2>/dev/null)
+
+package: $(PACKAGE_ARCHIVE)
+
+$(PACKAGE_EXE): $(STAMP) $(PACKAGE_SOURCES)
+	$(BIN)/python -c "import PyInstaller" 2>/dev/null || \
+	  $(BIN)/python -m pip install "pyinstaller>=6.10"
+	$(BIN)/python packaging/stage.py record $(PACKAGE_STAGE) --torch $(PACKAGE_TORCH)
+	rm -rf $(PACKAGE_DIR)
+	CODETUNE_PACKAGE_STAGE=$(PACKAGE_STAGE) CODETUNE_PACKAGE_TORCH=$(PACKAGE_TORCH) \
+	  $(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+	  packaging/codetune-studio.spec
+	$(BIN)/python packaging/stage.py starter $(PACKAGE_STAGE)
+	mkdir -p $(PACKAGE_DIR)/_internal/models
+	cp -r $(PACKAGE_STAGE)/models/starter-v1 $(PACKAGE_DIR)/_internal/models/
+	cp packaging/linux/codetune-studio.desktop packaging/linux/install-desktop-entry.sh \
+	  resources/icons/codetune-studio.png $(PACKAGE_DIR)/
+	touch $@
+
+$(PACKAGE_ARCHIVE): $(PACKAGE_EXE)
+	tar -C dist -czf $@ codetune-studio
+	@du -sh $(PACKAGE_DIR) $@
+
+package-test: package
+	packaging/smoke-test.sh $(PACKAGE_ARCHIVE)

@@ -31,7 +31,11 @@ def test_module_entry_point_prints_the_version() -> None:
         check=False,
     )
     assert result.returncode == 0
-    assert result.stdout.strip() == f"codetune-studio {__version__}"
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"codetune-studio {__version__}"
+    assert lines[1].startswith("commit: ")
+    assert lines[2].startswith("torch: ")
+    assert lines[3].startswith("device: ")
 
 
 def test_paths_lists_every_folder_under_the_data_dir(tmp_path: Path, capsys) -> None:

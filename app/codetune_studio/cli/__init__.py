@@ -12,7 +12,6 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from codetune_studio import __version__
 from codetune_studio.cli import analyze as analyze_cmd
 from codetune_studio.cli import audit as audit_cmd
 from codetune_studio.cli import dataset as dataset_cmd
@@ -31,6 +30,7 @@ from codetune_studio.cli import tokenizer as tokenizer_cmd
 from codetune_studio.cli import train as train_cmd
 from codetune_studio.cli import verify as verify_cmd
 from codetune_studio.cli.context import CliContext, GlobalOptions, echo_error
+from codetune_studio.cli.version import VersionAction
 from codetune_studio.core.errors import CodetuneError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune language models on your own machine. "
         "With no command, opens the studio window.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     GlobalOptions.add_arguments(parser)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in COMMANDS:

@@ -8,6 +8,10 @@ that already knows something about Python. The result is cached under
 ``<data dir>/models/starter-v1/``, written to a temporary folder and renamed into place, under a file
 lock, so two processes never both build it or see half of it.
 
+A packaged studio carries the model already built (``<bundle>/models/starter-v1``, read-only):
+on first use it is copied into the data folder instead of being built, which takes about a second
+rather than two minutes, and the data folder then looks exactly as a source install's does.
+
 The folder is an ordinary Hugging Face model folder: ``AutoModelForCausalLM.from_pretrained`` and
 ``AutoTokenizer.from_pretrained`` load it with no studio code.
 """
@@ -31,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from codetune_studio.core.build_info import bundle_dir
 from codetune_studio.core.errors import ConfigError, TrainingError
 from codetune_studio.engine.data import DEFAULT_CHAT_TEMPLATE
 
@@ -46,6 +51,8 @@ __all__ = [
     "ProgressCallback",
     "StarterSpec",
     "build_tiny_model_and_tokenizer",
+    "bundled_starter_dir",
+    "cached_starter_dir",
     "ensure_starter_model",
     "is_starter_cached",
     "resolve_model",
@@ -107,9 +114,26 @@ def starter_model_dir(cache_root: Path) -> Path:
     return Path(cache_root) / "models" / STARTER_NAME
 
 
+def bundled_starter_dir() -> Path | None:
+    """The starter model a packaged studio ships with, or ``None`` (a source install, or none)."""
+    folder = bundle_dir()
+    if folder is None:
+        return None
+    bundled = folder / "models" / STARTER_NAME
+    return bundled if _is_complete(bundled) else None
+
+
+def cached_starter_dir(cache_root: Path) -> Path | None:
+    """A complete starter model that loads without building: the data folder's, else the bundle's."""
+    folder = starter_model_dir(cache_root)
+    if _is_complete(folder):
+        return folder
+    return bundled_starter_dir()
+
+
 def is_starter_cached(cache_root: Path) -> bool:
-    """Whether the starter model is already built under a data folder (so loading it is quick)."""
-    return _is_complete(starter_model_dir(cache_root))
+    """Whether the starter model loads without a build (in the data folder, or bundled)."""
+    return cached_starter_dir(cache_root) is not None
 
 
 def ensure_starter_model(
@@ -144,6 +168,11 @@ def ensure_starter_model(
         for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
             # A build killed half way; we hold the lock, so nobody else is writing it.
             shutil.rmtree(stale, ignore_errors=True)
+        bundled = bundled_starter_dir()
+        if bundled is not None:
+            logger.info("copying the bundled starter model to %s", folder)
+            _copy_atomically(bundled, folder)
+            return folder
         logger.info("building the starter model in %s (once; about a minute)", folder)
         spec = StarterSpec(pretrain_steps=pretrain_steps)
         _build_atomically(folder, spec, on_progress)
@@ -231,6 +260,24 @@ def resolve_model(
 
 
 # --- building ---------------------------------------------------------------------------------
+
+
+def _copy_atomically(source: Path, folder: Path) -> None:
+    """Copy a finished model folder into place; a copy cut short leaves only a staging folder."""
+    staging = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        # copyfile, not copy2: the bundle's files may be read-only, the user's copy must not be.
+        shutil.copytree(source, staging, copy_function=shutil.copyfile)
+        _fsync_tree(staging)
+        staging.rename(folder)
+    except OSError as exc:
+        raise TrainingError(
+            f"Could not copy the bundled starter model to {folder}: {exc}; "
+            "free some disk space or choose another data folder (--data-dir)"
+        ) from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _build_atomically(

@@ -205,7 +205,7 @@ class _ChildSession:
     def start(self, payload: bytes) -> None:
         command = python_module_command("codetune_studio.plugins.runner", isolated=True)
         # A session of its own, so stopping the tool also stops anything it started.
-        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter (or frozen studio) and module
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -189,13 +189,14 @@ def tokenizer_source(model: str | None, data_dir: Path | None) -> tuple[str | No
     Returns:
         ``(folder or hub id, "")`` when there is one to try, else ``(None, why not)``.
     """
-    from codetune_studio.engine.starter import is_starter_cached, starter_model_dir
+    from codetune_studio.engine.starter import cached_starter_dir
 
     if not model:
         return None, "no model chosen"
     if model == "starter":
-        if data_dir is not None and is_starter_cached(data_dir):
-            return str(starter_model_dir(data_dir)), ""
+        cached = cached_starter_dir(data_dir) if data_dir is not None else None
+        if cached is not None:
+            return str(cached), ""
         return None, "the starter model is not built yet"
     folder = Path(model).expanduser()
     if folder.is_dir():

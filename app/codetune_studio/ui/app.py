@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from codetune_studio import __version__
@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Set to quit right after the window's first painted frame (start-up timing).
+EXIT_AFTER_FIRST_FRAME_ENV = "CODETUNE_EXIT_AFTER_FIRST_FRAME"
 
 
 class StudioContext(Protocol):
@@ -264,7 +267,17 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("CodeTune")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("codetune-studio")
+    _set_window_icon(app)
     return app
+
+
+def _set_window_icon(app: QApplication) -> None:
+    """The studio's icon on every window (the .desktop entry names the same one)."""
+    from codetune_studio.ui.studio_services import resources_dir
+
+    icon = resources_dir() / "icons" / "codetune-studio.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
 
 
 def run_studio(context: StudioContext) -> int:
@@ -285,11 +298,22 @@ def run_studio(context: StudioContext) -> int:
         window = open_studio_window(context)
         if window is None:
             return 1
+        _exit_after_first_frame_if_asked(window, app)
         status = app.exec()
         del window
         return int(status)
     finally:
         crash.uninstall()
+
+
+def _exit_after_first_frame_if_asked(window: MainWindow, app: QApplication) -> None:
+    """Quit once the first frame is painted when ``CODETUNE_EXIT_AFTER_FIRST_FRAME`` is set.
+
+    Timing a start to its first frame from outside (``make package-test`` compares the packaged
+    window with the source install's) needs the process to end there.
+    """
+    if os.environ.get(EXIT_AFTER_FIRST_FRAME_ENV):
+        window.first_frame_shown.connect(app.quit)
 
 
 def open_studio_window(

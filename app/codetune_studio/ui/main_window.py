@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from pathlib import Path
@@ -28,7 +29,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from codetune_studio import __version__
 from codetune_studio.core.errors import ConfigError
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.device import DeviceInfo, detect_device
@@ -927,13 +927,27 @@ class MainWindow(QMainWindow):
 
     @safe_slot()
     def _on_about_triggered(self) -> None:
-        QMessageBox.about(
-            self,
-            "About CodeTune Studio",
-            f"<h3>CodeTune Studio {__version__}</h3><p>Fine-tune language models on your own "
+        QMessageBox.about(self, "About CodeTune Studio", self.about_text())
+
+    def about_text(self) -> str:
+        """Help > About's text: version, commit, torch build, device and the studio's folders."""
+        from codetune_studio.core.build_info import current_build_info
+
+        # The torch build comes from package metadata: torch itself is not imported here.
+        info = current_build_info()
+        device = self.device.label if self.device is not None else "still being detected"
+        kind = "packaged build" if info.frozen else "source install"
+        facts = [
+            f"Commit: {info.commit or 'unknown'} ({kind})",
+            f"torch: {info.torch}",
+            f"Device: {device}",
+        ]
+        return (
+            f"<h3>CodeTune Studio {info.version}</h3><p>Fine-tune language models on your own "
             "machine, offline or with a team.</p>"
+            f"<p>{'<br>'.join(html.escape(fact) for fact in facts)}</p>"
             f"<p>Data folder: {self.services.paths.data_dir}<br>"
-            f"Logs: {self.services.paths.log_dir}</p><p>Apache License 2.0</p>",
+            f"Logs: {self.services.paths.log_dir}</p><p>Apache License 2.0</p>"
         )
 
     @safe_slot()
