@@ -11,14 +11,22 @@ from tests import engine_fixtures
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from PySide6.QtWidgets import QTableWidget
+
     from codetune_studio.services.experiments import ExperimentService
 
 tiny_model_dir = engine_fixtures.tiny_model_dir
 
 
+def _cell(table: QTableWidget, row: int, column: int) -> str:
+    item = table.item(row, column)
+    assert item is not None, f"no cell at ({row}, {column})"
+    return item.text()
+
+
 def _findings(panel: DatasetsPanel) -> list[tuple[str, str]]:
     return [
-        (panel.findings.item(r, 0).text(), panel.findings.item(r, 1).text())
+        (_cell(panel.findings, r, 0), _cell(panel.findings, r, 1))
         for r in range(panel.findings.rowCount())
     ]
 

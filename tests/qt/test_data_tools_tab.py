@@ -11,7 +11,15 @@ from tests import engine_fixtures
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from PySide6.QtWidgets import QTableWidget
+
 tiny_model_dir = engine_fixtures.tiny_model_dir
+
+
+def _cell(table: QTableWidget, row: int, column: int) -> str:
+    item = table.item(row, column)
+    assert item is not None, f"no cell at ({row}, {column})"
+    return item.text()
 
 
 def _corpus(tmp_path: Path, rows: int) -> Path:
@@ -46,8 +54,8 @@ def test_train_then_compare_in_the_panel(qtbot: Any, tmp_path: Path, tiny_model_
     panel.compare_edit.setText(str(tiny_model_dir))
     panel.compare_button.click()
     qtbot.waitUntil(lambda: panel.compare_table.rowCount() == 2, timeout=30_000)
-    assert panel.compare_table.item(0, 0).text() == "tok"
-    assert panel.compare_table.item(0, 3).text() == "0.00%"
+    assert _cell(panel.compare_table, 0, 0) == "tok"
+    assert _cell(panel.compare_table, 0, 3) == "0.00%"
     assert [s.name for s in panel.stats] == [str(tmp_path / "tok"), str(tiny_model_dir)]
     panel.shutdown()
 
@@ -85,7 +93,7 @@ def test_dataset_from_code_lists_skips_and_announces_the_file(qtbot: Any, tmp_pa
         panel.make_button.click()
 
     assert made.args == [str(tmp_path / "pairs.jsonl")]
-    assert panel.skipped_table.item(0, 0).text() == "b.py:1"
-    assert panel.skipped_table.item(0, 1).text() == "nodoc: no docstring"
+    assert _cell(panel.skipped_table, 0, 0) == "b.py:1"
+    assert _cell(panel.skipped_table, 0, 1) == "nodoc: no docstring"
     assert "1 train pairs from 2 files" in panel.code_status.text()
     panel.shutdown()

@@ -46,7 +46,7 @@ def _save_into_hub_cache(tmp_path: Path, repo_id: str) -> Path:
 @pytest.fixture
 def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any) -> Path:
     import datasets
-    import tqdm
+    import tqdm  # type: ignore[import-untyped]
 
     # tqdm's monitor thread would outlive the test (the suite fails on leaked threads).
     monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
