@@ -52,7 +52,7 @@ if ! "$venv/bin/python" -c 'import platform, sys; sys.exit(not (sys.version_info
     "Use \`make setup LOCK=none\` (the ranges in pyproject.toml) or PYTHON=python3.11." >&2
   exit 2
 fi
-"$python" packaging/lock_inputs.py --check "$locks/cpu.txt" "$locks/cuda.txt"
+"$venv/bin/python" packaging/lock_inputs.py --check "$locks/cpu.txt" "$locks/cuda.txt"
 
 case "$mode" in
   cpu) lock=$locks/cpu.txt ;;
