@@ -43,6 +43,8 @@ _Series = dict[str, tuple[Any, Any]]
 _EMPTY: tuple[float, ...] = ()
 #: Longest the GUI thread spends drawing curves before letting other events through.
 _SLICE_S = 0.015
+#: Points per curve read for the plot (thinned in the database; a plot shows no more).
+_MAX_POINTS = 1000
 #: A legend beyond this many runs hides the plot; the results table names them instead.
 _LEGEND_MAX_RUNS = 12
 
@@ -291,7 +293,7 @@ def _fetch_series(
     """Curves of one metric, as finite NumPy arrays per x axis (runs on a worker thread)."""
     import numpy as np
 
-    curves = services.history.curves(run_ids, [metric])
+    curves = services.history.curves(run_ids, [metric], max_points=_MAX_POINTS)
     series: dict[int, _Series] = {}
     for curve in curves:
         ys = np.asarray(curve.values, dtype=float)
