@@ -235,6 +235,9 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="a PostgreSQL URL (default: SQLite)")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--no-training", action="store_true", help="compare with no run training")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the runs a previous call left in --data-dir"
+    )
     args = parser.parse_args()
 
     from codetune_studio.core.paths import resolve_paths
@@ -250,7 +253,11 @@ def main() -> None:
     opened = open_database(args.database, sqlite_path=paths.database_file, allow_fallback=False)
     experiments = ExperimentService(opened.database)
     started = time.perf_counter()
-    run_ids = _populate(experiments, args.runs, args.points)
+    existing = [r.id for r in experiments.list_runs(limit=None) if r.name.startswith("bench-")]
+    if args.reuse and len(existing) >= args.runs:
+        run_ids = sorted(existing)[: args.runs]
+    else:
+        run_ids = _populate(experiments, args.runs, args.points)
     populate_s = round(time.perf_counter() - started, 1)
     follow = follow_cost(opened.database, experiments, args.points)
     services = StudioServices(

@@ -308,3 +308,16 @@ def test_refreshing_the_list_reuses_the_known_results_of_ended_runs_only(
 
     assert summaries[ended].final_loss == 99.0  # an ended run's results cannot change
     assert summaries[live.id].final_loss == 3.0  # a live run's are read again
+
+
+def test_long_curves_are_thinned_in_the_database_keeping_the_last_step(
+    experiments: ExperimentService, history: RunHistoryService
+) -> None:
+    run_id = _finished_run(experiments, _recipe(), losses=[1.0] * 2000, tokens_per_step=10)
+
+    (curve,) = history.curves([run_id], ["loss"], max_points=100)
+
+    assert 100 <= len(curve.steps) <= 102
+    assert curve.steps[-1] == 2000
+    assert curve.steps == sorted(curve.steps)
+    assert curve.tokens[-1] == 20_000  # every step's tokens counted, not only the kept ones

@@ -134,7 +134,8 @@ def test_comparing_two_runs_shows_the_differing_field_and_marks_the_best(
     assert dialog.comparison.best_run_id == fast
     assert f"run {fast}" in dialog.best_label.text()
     assert dialog.results_table.horizontalHeaderItem(1).text() == f"run {fast} ★"
-    assert sorted(dialog.plotted_runs()) == [slow, fast]
+    # Curves are drawn in slices after the data arrives.
+    qtbot.waitUntil(lambda: sorted(dialog.plotted_runs()) == [slow, fast], timeout=5000)
     dialog.axis_combo.setCurrentText("tokens")
     assert dialog._plot.getPlotItem().getAxis("bottom").labelText == "tokens seen"
     dialog.close()

@@ -296,31 +296,42 @@ class RunHistoryService:
             best_run_id=best_run(results, metric),
         )
 
-    def curves(self, run_ids: Sequence[int], names: Sequence[str]) -> list[Curve]:
+    def curves(
+        self, run_ids: Sequence[int], names: Sequence[str], *, max_points: int | None = None
+    ) -> list[Curve]:
         """Curves of some metrics of many runs, each with its step, tokens and epoch axes.
 
-        One query reads every curve. Tokens seen are summed from the per-step ``tokens`` metric;
-        between logged steps (``logging_steps`` > 1) each logged step stands for the steps since
-        the previous one, so runs of different batch sizes line up by the data they have seen.
+        One query reads every curve. Tokens seen are the running total of the per-step
+        ``tokens`` metric; between logged steps (``logging_steps`` > 1) each logged step stands
+        for the steps since the previous one, so runs of different batch sizes line up by the
+        data they have seen.
+
+        Args:
+            run_ids: The runs.
+            names: The metrics.
+            max_points: Thin each run's curves to about this many points, in the database (a
+                plot shows no more; the last step is always kept).
         """
         wanted = sorted({*names, *_CURVE_EXTRAS})
         with self._uow() as session:
-            data = RunHistoryRepository(session).curves(run_ids, wanted)
+            data = RunHistoryRepository(session).curves(run_ids, wanted, max_points=max_points)
         curves: list[Curve] = []
         for run_id in run_ids:
             per_name = data.get(run_id, {})
-            tokens_steps, tokens_totals = _cumulative_tokens(per_name.get("tokens", []))
-            epoch_at = dict(per_name.get("epoch", []))
+            tokens = per_name.get("tokens", [])
+            tokens_steps = [step for step, _, _ in tokens]
+            tokens_totals = [total for _, _, total in tokens]
+            epoch_at = {step: value for step, value, _ in per_name.get("epoch", [])}
             for name in names:
                 points = per_name.get(name, [])
                 curves.append(
                     Curve(
                         run_id=run_id,
                         name=name,
-                        steps=[step for step, _ in points],
-                        values=[value for _, value in points],
-                        tokens=[_at(tokens_steps, tokens_totals, step) for step, _ in points],
-                        epochs=[epoch_at.get(step, math.nan) for step, _ in points],
+                        steps=[step for step, _, _ in points],
+                        values=[value for _, value, _ in points],
+                        tokens=[_at(tokens_steps, tokens_totals, step) for step, _, _ in points],
+                        epochs=[epoch_at.get(step, math.nan) for step, _, _ in points],
                     )
                 )
         return curves
@@ -443,19 +454,6 @@ def _results(run: Run, stats: dict[str, MetricAggregate]) -> RunResults:
         wall_time_s=wall,
         peak_memory_mb=_finite(memory.maximum) if memory else None,
     )
-
-
-def _cumulative_tokens(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
-    total, previous = 0.0, 0
-    steps: list[int] = []
-    totals: list[float] = []
-    for step, tokens in points:
-        if math.isfinite(tokens):
-            total += tokens * max(step - previous, 1)
-        previous = step
-        steps.append(step)
-        totals.append(total)
-    return steps, totals
 
 
 def _at(steps: list[int], totals: list[float], step: int) -> float:

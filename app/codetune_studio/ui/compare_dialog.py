@@ -43,6 +43,8 @@ _Series = dict[str, tuple[Any, Any]]
 _EMPTY: tuple[float, ...] = ()
 #: Longest the GUI thread spends drawing curves before letting other events through.
 _SLICE_S = 0.015
+#: Points per curve read for the plot (thinned in the database; a plot shows no more).
+_MAX_POINTS = 1000
 #: A legend beyond this many runs hides the plot; the results table names them instead.
 _LEGEND_MAX_RUNS = 12
 
@@ -246,6 +248,9 @@ class CompareDialog(QDialog):
             plot.addLegend()
         self._pending = [curve.run_id for curve in self.curves]
         self._generation += 1
+        # One repaint once every curve has its data, not one per slice: with a hundred runs a
+        # repaint is the expensive part.
+        plot.setUpdatesEnabled(False)
         self._draw_some(self._generation)
 
     def _draw_some(self, generation: int) -> None:
@@ -263,13 +268,18 @@ class CompareDialog(QDialog):
                 index = self.run_ids.index(run_id)
                 best = self.comparison is not None and self.comparison.best_run_id == run_id
                 pen = pg.mkPen(_PALETTE[index % len(_PALETTE)], width=3 if best else 1.5)
-                item = self._plot.plot(name=self._run_label(run_id), pen=pen)
+                # Antialiasing a hundred curves costs more than it shows.
+                smooth = len(self.run_ids) <= _LEGEND_MAX_RUNS
+                item = self._plot.plot(name=self._run_label(run_id), pen=pen, antialias=smooth)
                 item.setClipToView(True)
                 item.setDownsampling(auto=True, method="peak")
                 self._items[run_id] = item
             item.setData(xs, ys)
         if self._pending:
             QTimer.singleShot(0, lambda: self._draw_some(generation))
+        else:
+            self._plot.setUpdatesEnabled(True)
+            self._plot.update()
 
     def plotted_runs(self) -> list[int]:
         """The runs whose curve is drawn (with at least one point)."""
@@ -291,7 +301,7 @@ def _fetch_series(
     """Curves of one metric, as finite NumPy arrays per x axis (runs on a worker thread)."""
     import numpy as np
 
-    curves = services.history.curves(run_ids, [metric])
+    curves = services.history.curves(run_ids, [metric], max_points=_MAX_POINTS)
     series: dict[int, _Series] = {}
     for curve in curves:
         ys = np.asarray(curve.values, dtype=float)
