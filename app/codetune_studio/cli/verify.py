@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
     from codetune_studio.cli.export import print_verdict, progress_printer
     from codetune_studio.engine.export_verify import verify_export
 
-    verdict = verify_export(args.folder, progress=progress_printer())
     echo(f"Verifying {args.folder.resolve()}")
+    verdict = verify_export(args.folder, progress=progress_printer())
     print_verdict(verdict)
     return 0 if verdict.ok else 1

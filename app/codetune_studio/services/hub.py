@@ -130,7 +130,8 @@ def _hub_error(exc: BaseException, repo_id: str) -> ExportError:
         )
     if status == 409:
         return ExportError(
-            f"the repository name {repo_id} is already taken on the Hub; choose another name"
+            f"the repository name {repo_id} is already taken on the Hub (by you or someone "
+            "else); choose another name, or delete that repository on the Hub first"
         )
     if status is None and _is_connection_error(exc):
         return ExportError(
