@@ -11,6 +11,21 @@ own:
 * ``inspect``: :func:`codetune_studio.engine.data.inspect_dataset` without a tokenizer (every
   bad row, exact duplicates, split leaks, secrets);
 * ``inspect+near``: the same with near-duplicate detection (MinHash/LSH).
+
+Measured 2026-12-01 on the shared 2-core machine (wall times inflated by other jobs; CPU seconds
+are the steadier figure), 1,000,000 rows, 237 MB, 10,000 bad lines:
+
+==================  =========  ===========  =========
+mode                CPU s      rows/CPU s   peak MiB
+==================  =========  ===========  =========
+datasets            2.1        476,967      290
+datasets+iterate    11.9       83,695       420
+inspect             46.4       21,573       1,529
+inspect+near        99.9       10,007       1,594
+==================  =========  ===========  =========
+
+``inspect`` found all 10,000 bad lines (``datasets`` stops at the first), 35 exact duplicates and,
+with ``near``, 9,965 near-copies (every planted one that is not an exact duplicate).
 """
 
 from __future__ import annotations
