@@ -11,6 +11,21 @@ own:
 * ``inspect``: :func:`codetune_studio.engine.data.inspect_dataset` without a tokenizer (every
   bad row, exact duplicates, split leaks, secrets);
 * ``inspect+near``: the same with near-duplicate detection (MinHash/LSH).
+
+Measured 2026-12-01 on the shared 2-core machine (wall times inflated by other jobs; CPU seconds
+are the steadier figure), 1,000,000 rows, 237 MB, 10,000 bad lines:
+
+==================  =========  ===========  =========
+mode                CPU s      rows/CPU s   peak MiB
+==================  =========  ===========  =========
+datasets            2.1        476,967      290
+datasets+iterate    11.9       83,695       420
+inspect             46.4       21,573       1,529
+inspect+near        99.9       10,007       1,594
+==================  =========  ===========  =========
+
+``inspect`` found all 10,000 bad lines (``datasets`` stops at the first), 35 exact duplicates and,
+with ``near``, 9,965 near-copies (every planted one that is not an exact duplicate).
 """
 
 from __future__ import annotations
@@ -49,8 +64,10 @@ else:
              "near": len(report.near_duplicates), "secrets": len(report.secrets)}
 elapsed = time.perf_counter() - started
 usage = resource.getrusage(resource.RUSAGE_SELF)
-cpu = usage.ru_utime + usage.ru_stime  # the machine is shared: CPU time is the steadier figure
-peak = usage.ru_maxrss / 1024  # KiB on Linux
+helpers = resource.getrusage(resource.RUSAGE_CHILDREN)  # any worker processes a library starts
+# The machine is shared: CPU time is the steadier figure.
+cpu = usage.ru_utime + usage.ru_stime + helpers.ru_utime + helpers.ru_stime
+peak = max(usage.ru_maxrss, helpers.ru_maxrss) / 1024  # KiB on Linux
 print(json.dumps({"mode": mode, "rows": rows, "seconds": elapsed, "cpu": cpu, "peak_mib": peak,
                   **extra}))
 """

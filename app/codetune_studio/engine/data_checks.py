@@ -129,58 +129,68 @@ def find_near_duplicates(
         exact: Sources already reported as exact duplicates; they are not reported again.
 
     Returns:
-        One finding per near-duplicate row, naming the first earlier row it resembles.
+        One finding per near-duplicate row, naming the earlier row it resembles most among the
+        first rows of the LSH buckets it falls in.
     """
     import numpy as np  # with the checks only, never at import time
 
-    skip = set(exact)
+    count = len(rows)
+    if count < 2:
+        return []
     rng = np.random.default_rng(20261201)  # fixed: the same data gives the same findings
     mult = rng.integers(1, _PRIME, size=NUM_PERM, dtype=np.uint64)
     add = rng.integers(0, _PRIME, size=NUM_PERM, dtype=np.uint64)
-    per_band = NUM_PERM // BANDS
-    buckets: list[dict[bytes, int]] = [{} for _ in range(BANDS)]
     # One row of 32-bit minima per text (they are below 2**31): 256 bytes a row.
-    signatures = np.empty((len(rows), NUM_PERM), dtype=np.uint32)
-    found: list[NearDuplicate] = []
-    for start in range(0, len(rows), 1024):
-        batch = rows[start : start + 1024]
-        for offset, signature in enumerate(_signatures([t for _, t in batch], mult, add)):
-            index = start + offset
-            signatures[index] = signature
-            signature = signatures[index]
-            source = rows[index][0]
-            match = _best_candidate(index, signature, signatures, buckets, per_band)
-            if match is not None and source not in skip:
-                earlier, similarity = match
-                if similarity >= threshold:
-                    found.append(NearDuplicate(source, rows[earlier][0], round(similarity, 2)))
+    signatures = np.empty((count, NUM_PERM), dtype=np.uint32)
+    for start in range(0, count, 1024):
+        batch = [text for _, text in rows[start : start + 1024]]
+        signatures[start : start + len(batch)] = _signatures(batch, mult, add)
+    best_index = np.full(count, -1, dtype=np.int64)
+    best_similarity = np.zeros(count, dtype=np.float32)
+    for band in range(BANDS):
+        candidates = _band_candidates(signatures, band)
+        _keep_better(signatures, candidates, best_index, best_similarity)
+    skip = set(exact)
+    found = []
+    for index in np.flatnonzero(best_similarity >= threshold).tolist():
+        source = rows[index][0]
+        if source not in skip:
+            earlier = rows[int(best_index[index])][0]
+            found.append(NearDuplicate(source, earlier, round(float(best_similarity[index]), 2)))
     return found
 
 
-def _best_candidate(
-    index: int,
-    signature: Any,
-    signatures: Any,
-    buckets: list[dict[bytes, int]],
-    per_band: int,
-) -> tuple[int, float] | None:
+def _band_candidates(signatures: Any, band: int) -> Any:
+    """For each row, the first row whose band of the signature is the same (itself if none)."""
     import numpy as np
 
-    best: tuple[int, float] | None = None
-    raw = signature.tobytes()
-    width = per_band * signature.itemsize
-    for band, bucket in enumerate(buckets):
-        key = raw[band * width : (band + 1) * width]
-        earlier = bucket.setdefault(key, index)
-        if earlier == index:
-            continue
-        similarity = float(np.mean(signatures[earlier] == signature))
-        if best is None or similarity > best[1]:
-            best = (earlier, similarity)
-    return best
+    per_band = NUM_PERM // BANDS
+    columns = signatures[:, band * per_band : (band + 1) * per_band].astype(np.uint64)
+    key = columns[:, 0].copy()
+    for column in range(1, per_band):  # one 64-bit key per band; a collision only adds a check
+        key = key * np.uint64(0x9E3779B97F4A7C15) ^ columns[:, column]
+    order = np.argsort(key, kind="stable")  # equal keys keep row order: the first is the earliest
+    ordered = key[order]
+    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    first_position = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+    candidates = np.empty(len(order), dtype=np.int64)
+    candidates[order] = order[first_position]
+    return candidates
 
 
-def _signatures(texts: Sequence[str], mult: Any, add: Any) -> list[Any]:
+def _keep_better(signatures: Any, candidates: Any, best_index: Any, best_similarity: Any) -> None:
+    import numpy as np
+
+    rows = np.flatnonzero(candidates != np.arange(len(candidates)))
+    for start in range(0, len(rows), 65536):  # bounded memory: 64k rows compared at a time
+        chunk = rows[start : start + 65536]
+        similar = (signatures[chunk] == signatures[candidates[chunk]]).mean(axis=1)
+        better = similar > best_similarity[chunk]
+        best_similarity[chunk[better]] = similar[better]
+        best_index[chunk[better]] = candidates[chunk[better]]
+
+
+def _signatures(texts: Sequence[str], mult: Any, add: Any) -> Any:
     """MinHash signatures of a batch of texts, computed together with NumPy."""
     import numpy as np
 
@@ -191,8 +201,7 @@ def _signatures(texts: Sequence[str], mult: Any, add: Any) -> list[Any]:
         hashes.extend(_shingle_hashes(text))
     values = np.asarray(hashes, dtype=np.uint64)[:, None]
     permuted = (values * np.asarray(mult)[None, :] + np.asarray(add)[None, :]) % _PRIME
-    mins = np.minimum.reduceat(permuted, np.asarray(starts, dtype=np.int64), axis=0)
-    return list(mins)
+    return np.minimum.reduceat(permuted, np.asarray(starts, dtype=np.int64), axis=0)
 
 
 def _shingle_hashes(text: str) -> list[int]:

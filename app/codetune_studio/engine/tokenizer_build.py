@@ -63,6 +63,8 @@ class TokenizerSpec:
         pad_token: The padding token, or ``None``.
         chat_template: Saved with the tokenizer, or ``None``.
         model_max_length: The longest input the tokenizer claims to handle.
+        extra_special: Special tokens besides BOS, EOS and pad that the saved tokenizer names
+            as additional special tokens (ChatML's turn start).
     """
 
     kind: TokenizerType = "bpe"
