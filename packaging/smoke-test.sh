@@ -3,6 +3,7 @@
 # with a PATH that holds no Python at all and a clean environment (`make package-test` runs this).
 #
 #   packaging/smoke-test.sh dist/codetune-studio-VERSION-linux-x86_64-cpu.tar.gz
+#   packaging/smoke-test.sh dist/codetune-studio        # the built folder, without the archive
 #
 # Checks: --version (commit and torch build baked in), db status (Alembic migrations bundled), a
 # five-step training of the bundled starter model through the frozen training worker, `analyze`
@@ -11,7 +12,7 @@
 # Results: $SMOKE_OUT (default /tmp/codetune-package-test), summary.txt and window.png there.
 set -euo pipefail
 
-archive=$(realpath "${1:?usage: smoke-test.sh ARCHIVE.tar.gz}")
+archive=$(realpath "${1:?usage: smoke-test.sh ARCHIVE.tar.gz|FOLDER}")
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${SMOKE_OUT:-/tmp/codetune-package-test}
 rm -rf "$out"
@@ -24,10 +25,15 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 started=$(now)
-tar -xzf "$archive" -C "$out"
+if [ -d "$archive" ]; then  # a built folder (dist/codetune-studio): copied, as a user would
+  cp -a "$archive" "$out/codetune-studio"
+  note "copied $archive in $(since "$started") s: $(du -sh "$out/codetune-studio" | cut -f1) on disk"
+else
+  tar -xzf "$archive" -C "$out"
+  note "unpacked $(basename "$archive") in $(since "$started") s: $(du -sh "$out/codetune-studio" | cut -f1) on disk, archive $(du -h "$archive" | cut -f1)"
+fi
 app="$out/codetune-studio"
 exe="$app/codetune-studio"
-note "unpacked $(basename "$archive") in $(since "$started") s: $(du -sh "$app" | cut -f1) on disk, archive $(du -h "$archive" | cut -f1)"
 data="$out/data"
 
 # The studio as a user starts it: nothing of ours on PATH, nothing inherited but what is named.
