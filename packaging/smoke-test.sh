@@ -64,10 +64,11 @@ sed -e "s|max_steps: 80|max_steps: 5|" -e "s|eval_steps: 20|eval_steps: 5|" \
   -e "s|path: ../datasets/|path: $resources/datasets/|" \
   "$resources/recipes/quickstart.yaml" >"$out/work/smoke.yaml"
 started=$(now)
+rc=0
 frozen --codetune-run-module codetune_studio.worker --recipe "$out/work/smoke.yaml" \
   --run-id smoke --output-dir "$out/work/run" --data-dir "$data" --log-level WARNING \
-  >"$out/worker-events.jsonl" 2>"$out/worker-stderr.log" \
-  || { tail -20 "$out/worker-stderr.log"; fail "the frozen worker exited with $?"; }
+  >"$out/worker-events.jsonl" 2>"$out/worker-stderr.log" || rc=$?
+[ "$rc" -eq 0 ] || { tail -20 "$out/worker-stderr.log"; fail "the frozen worker exited with $rc"; }
 train_s=$(since "$started")
 steps=$(grep -c '"event":"metrics_logged"' "$out/worker-events.jsonl" || true)
 finished=$(grep '"event":"run_finished"' "$out/worker-events.jsonl" || true)
@@ -80,8 +81,9 @@ note "frozen worker: 5 training steps of the bundled starter model in $train_s s
 
 # 4. analyze: the built-in code analyzer in the frozen plugin runner.
 printf 'import os\n\n\ndef f(x):\n    return eval(x)\n' >"$out/work/sample.py"
-frozen --data-dir "$data" analyze "$out/work/sample.py" --format json >"$out/analyze.json" \
-  || fail "analyze exited with $?"
+rc=0
+frozen --data-dir "$data" analyze "$out/work/sample.py" --format json >"$out/analyze.json" || rc=$?
+[ "$rc" -eq 0 ] || fail "analyze exited with $rc"
 grep -q '"plugin"' "$out/analyze.json" || fail "analyze returned no plugin results"
 note "frozen plugin runner: analyze returned $(grep -o '"plugin"' "$out/analyze.json" | wc -l) result(s)"
 
