@@ -38,7 +38,8 @@ data="$out/data"
 
 # The studio as a user starts it: nothing of ours on PATH, nothing inherited but what is named.
 frozen() {
-  env -i PATH="$out/nopython-bin" HOME="$out/home" LANG=C.UTF-8 \
+  # ${FROZEN_EXEC} is "exec" for a background start, so that $! is the studio's own pid.
+  ${FROZEN_EXEC:-} env -i PATH="$out/nopython-bin" HOME="$out/home" LANG=C.UTF-8 \
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     CODETUNE_TORCH_THREADS="${CODETUNE_TORCH_THREADS:-1}" ${DISPLAY:+DISPLAY=$DISPLAY} \
     ${CODETUNE_EXIT_AFTER_FIRST_FRAME:+CODETUNE_EXIT_AFTER_FIRST_FRAME=1} \
@@ -111,7 +112,7 @@ if [ -x "$root/.venv/bin/codetune-studio" ]; then
     "$root/.venv/bin/codetune-studio" --data-dir "$out/data-ff2"
 fi
 
-frozen --data-dir "$data" >"$out/window.log" 2>&1 &
+(FROZEN_EXEC=exec frozen --data-dir "$data" >"$out/window.log" 2>&1) &
 window=$!
 DISPLAY=$DISPLAY timeout 60 xdotool search --sync --onlyvisible --name "CodeTune Studio" >/dev/null \
   || { kill "$window" 2>/dev/null; fail "the frozen window did not appear within 60 s"; }
@@ -119,5 +120,8 @@ sleep 3  # the deferred plots and the device detection fill in after the first f
 import -display "$DISPLAY" -window root "$out/window.png"
 kill -TERM "$window" 2>/dev/null || true
 wait "$window" 2>/dev/null || true
+if grep -qiE "Traceback|CRITICAL|X11 connection broke" "$out/window.log"; then
+  fail "the window logged an error: $(grep -iE 'Traceback|CRITICAL|X11' "$out/window.log" | head -1)"
+fi
 note "window screenshot: $out/window.png"
 note "SMOKE TEST PASSED"
