@@ -3,6 +3,7 @@
 # with a PATH that holds no Python at all and a clean environment (`make package-test` runs this).
 #
 #   packaging/smoke-test.sh dist/codetune-studio-VERSION-linux-x86_64-cpu.tar.gz
+#   packaging/smoke-test.sh dist/codetune-studio        # the built folder, without the archive
 #
 # Checks: --version (commit and torch build baked in), db status (Alembic migrations bundled), a
 # five-step training of the bundled starter model through the frozen training worker, `analyze`
@@ -11,7 +12,7 @@
 # Results: $SMOKE_OUT (default /tmp/codetune-package-test), summary.txt and window.png there.
 set -euo pipefail
 
-archive=$(realpath "${1:?usage: smoke-test.sh ARCHIVE.tar.gz}")
+archive=$(realpath "${1:?usage: smoke-test.sh ARCHIVE.tar.gz|FOLDER}")
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${SMOKE_OUT:-/tmp/codetune-package-test}
 rm -rf "$out"
@@ -24,15 +25,21 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 started=$(now)
-tar -xzf "$archive" -C "$out"
+if [ -d "$archive" ]; then  # a built folder (dist/codetune-studio): copied, as a user would
+  cp -a "$archive" "$out/codetune-studio"
+  note "copied $archive in $(since "$started") s: $(du -sh "$out/codetune-studio" | cut -f1) on disk"
+else
+  tar -xzf "$archive" -C "$out"
+  note "unpacked $(basename "$archive") in $(since "$started") s: $(du -sh "$out/codetune-studio" | cut -f1) on disk, archive $(du -h "$archive" | cut -f1)"
+fi
 app="$out/codetune-studio"
 exe="$app/codetune-studio"
-note "unpacked $(basename "$archive") in $(since "$started") s: $(du -sh "$app" | cut -f1) on disk, archive $(du -h "$archive" | cut -f1)"
 data="$out/data"
 
 # The studio as a user starts it: nothing of ours on PATH, nothing inherited but what is named.
 frozen() {
-  env -i PATH="$out/nopython-bin" HOME="$out/home" LANG=C.UTF-8 \
+  # ${FROZEN_EXEC} is "exec" for a background start, so that $! is the studio's own pid.
+  ${FROZEN_EXEC:-} env -i PATH="$out/nopython-bin" HOME="$out/home" LANG=C.UTF-8 \
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     CODETUNE_TORCH_THREADS="${CODETUNE_TORCH_THREADS:-1}" ${DISPLAY:+DISPLAY=$DISPLAY} \
     ${CODETUNE_EXIT_AFTER_FIRST_FRAME:+CODETUNE_EXIT_AFTER_FIRST_FRAME=1} \
@@ -58,10 +65,11 @@ sed -e "s|max_steps: 80|max_steps: 5|" -e "s|eval_steps: 20|eval_steps: 5|" \
   -e "s|path: ../datasets/|path: $resources/datasets/|" \
   "$resources/recipes/quickstart.yaml" >"$out/work/smoke.yaml"
 started=$(now)
+rc=0
 frozen --codetune-run-module codetune_studio.worker --recipe "$out/work/smoke.yaml" \
   --run-id smoke --output-dir "$out/work/run" --data-dir "$data" --log-level WARNING \
-  >"$out/worker-events.jsonl" 2>"$out/worker-stderr.log" \
-  || { tail -20 "$out/worker-stderr.log"; fail "the frozen worker exited with $?"; }
+  >"$out/worker-events.jsonl" 2>"$out/worker-stderr.log" || rc=$?
+[ "$rc" -eq 0 ] || { tail -20 "$out/worker-stderr.log"; fail "the frozen worker exited with $rc"; }
 train_s=$(since "$started")
 steps=$(grep -c '"event":"metrics_logged"' "$out/worker-events.jsonl" || true)
 finished=$(grep '"event":"run_finished"' "$out/worker-events.jsonl" || true)
@@ -74,8 +82,9 @@ note "frozen worker: 5 training steps of the bundled starter model in $train_s s
 
 # 4. analyze: the built-in code analyzer in the frozen plugin runner.
 printf 'import os\n\n\ndef f(x):\n    return eval(x)\n' >"$out/work/sample.py"
-frozen --data-dir "$data" analyze "$out/work/sample.py" --format json >"$out/analyze.json" \
-  || fail "analyze exited with $?"
+rc=0
+frozen --data-dir "$data" analyze "$out/work/sample.py" --format json >"$out/analyze.json" || rc=$?
+[ "$rc" -eq 0 ] || fail "analyze exited with $rc"
 grep -q '"plugin"' "$out/analyze.json" || fail "analyze returned no plugin results"
 note "frozen plugin runner: analyze returned $(grep -o '"plugin"' "$out/analyze.json" | wc -l) result(s)"
 
@@ -103,7 +112,7 @@ if [ -x "$root/.venv/bin/codetune-studio" ]; then
     "$root/.venv/bin/codetune-studio" --data-dir "$out/data-ff2"
 fi
 
-frozen --data-dir "$data" >"$out/window.log" 2>&1 &
+(FROZEN_EXEC=exec frozen --data-dir "$data" >"$out/window.log" 2>&1) &
 window=$!
 DISPLAY=$DISPLAY timeout 60 xdotool search --sync --onlyvisible --name "CodeTune Studio" >/dev/null \
   || { kill "$window" 2>/dev/null; fail "the frozen window did not appear within 60 s"; }
@@ -111,5 +120,8 @@ sleep 3  # the deferred plots and the device detection fill in after the first f
 import -display "$DISPLAY" -window root "$out/window.png"
 kill -TERM "$window" 2>/dev/null || true
 wait "$window" 2>/dev/null || true
+if grep -qiE "Traceback|CRITICAL|X11 connection broke" "$out/window.log"; then
+  fail "the window logged an error: $(grep -iE 'Traceback|CRITICAL|X11' "$out/window.log" | head -1)"
+fi
 note "window screenshot: $out/window.png"
 note "SMOKE TEST PASSED"
