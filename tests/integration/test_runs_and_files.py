@@ -168,3 +168,28 @@ def test_a_run_whose_metrics_were_not_stored_is_not_a_clean_success(
         assert "db status --check" in recorder.storage_problem
     finally:
         opened.close()
+
+
+def test_train_exits_non_zero_when_its_metrics_could_not_be_stored(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.trainer_helpers import save_tiny_model, write_completion_dataset, write_recipe
+
+    model = save_tiny_model(tmp_path / "model")
+    data = write_completion_dataset(tmp_path / "data.jsonl")
+    recipe = write_recipe(tmp_path / "r.json", model, data, max_steps=2)
+
+    def refuse(*_args: object, **_kwargs: object) -> int:
+        raise StorageError("database disk image is malformed")
+
+    monkeypatch.setattr(ExperimentService, "record_metrics", refuse)
+    monkeypatch.setattr("codetune_studio.services.recording.time.sleep", lambda _s: None)
+    with caplog.at_level(logging.WARNING, logger="codetune_studio.services.recording"):
+        status = main(["train", str(recipe), "--no-progress"])
+    caplog.clear()
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "metric points of run 1 could not be stored" in err
