@@ -193,3 +193,26 @@ def test_train_exits_non_zero_when_its_metrics_could_not_be_stored(
     err = capsys.readouterr().err
     assert status == 1
     assert "metric points of run 1 could not be stored" in err
+
+
+def test_a_checkpoint_pruned_when_the_run_is_killed_never_looks_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by `make reliability`: a kill mid-prune left trainer_state.json without optimizer.pt."""
+    from codetune_studio.engine import checkpoint as module
+
+    folder = tmp_path / "checkpoints"
+    old = folder / "checkpoint-2"
+    old.mkdir(parents=True)
+    for name in ("manifest.json", "optimizer.pt", "trainer_state.json"):
+        (old / name).write_text("{}")
+
+    def killed_mid_delete(path: Path, ignore_errors: bool = False) -> None:
+        (Path(path) / "optimizer.pt").unlink()  # the first files go, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.shutil, "rmtree", killed_mid_delete)
+    with pytest.raises(KeyboardInterrupt):
+        module.discard_checkpoint(old)
+    assert module.find_checkpoints(folder) == []
+    assert [p.name for p in folder.iterdir()] == ["checkpoint-2.tmp"]
