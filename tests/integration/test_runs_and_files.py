@@ -168,3 +168,51 @@ def test_a_run_whose_metrics_were_not_stored_is_not_a_clean_success(
         assert "db status --check" in recorder.storage_problem
     finally:
         opened.close()
+
+
+def test_train_exits_non_zero_when_its_metrics_could_not_be_stored(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.trainer_helpers import save_tiny_model, write_completion_dataset, write_recipe
+
+    model = save_tiny_model(tmp_path / "model")
+    data = write_completion_dataset(tmp_path / "data.jsonl")
+    recipe = write_recipe(tmp_path / "r.json", model, data, max_steps=2)
+
+    def refuse(*_args: object, **_kwargs: object) -> int:
+        raise StorageError("database disk image is malformed")
+
+    monkeypatch.setattr(ExperimentService, "record_metrics", refuse)
+    monkeypatch.setattr("codetune_studio.services.recording.time.sleep", lambda _s: None)
+    with caplog.at_level(logging.WARNING, logger="codetune_studio.services.recording"):
+        status = main(["train", str(recipe), "--no-progress"])
+    caplog.clear()
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "metric points of run 1 could not be stored" in err
+
+
+def test_a_checkpoint_pruned_when_the_run_is_killed_never_looks_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by `make reliability`: a kill mid-prune left trainer_state.json without optimizer.pt."""
+    from codetune_studio.engine import checkpoint as module
+
+    folder = tmp_path / "checkpoints"
+    old = folder / "checkpoint-2"
+    old.mkdir(parents=True)
+    for name in ("manifest.json", "optimizer.pt", "trainer_state.json"):
+        (old / name).write_text("{}")
+
+    def killed_mid_delete(path: Path, ignore_errors: bool = False) -> None:
+        (Path(path) / "optimizer.pt").unlink()  # the first files go, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.shutil, "rmtree", killed_mid_delete)
+    with pytest.raises(KeyboardInterrupt):
+        module.discard_checkpoint(old)
+    assert module.find_checkpoints(folder) == []
+    assert [p.name for p in folder.iterdir()] == ["checkpoint-2.tmp"]

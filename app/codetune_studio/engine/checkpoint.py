@@ -53,6 +53,7 @@ __all__ = [
     "CheckpointManager",
     "Manifest",
     "TrainerState",
+    "discard_checkpoint",
     "find_checkpoints",
     "latest_checkpoint",
     "read_trainer_state",
@@ -278,7 +279,7 @@ class CheckpointManager:
         existing = find_checkpoints(self.folder)
         for old in existing[: max(0, len(existing) - self._limit)]:
             logger.debug("removing old checkpoint %s", old)
-            shutil.rmtree(old, ignore_errors=True)
+            discard_checkpoint(old)
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -561,6 +562,25 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def discard_checkpoint(checkpoint: Path) -> None:
+    """Delete a checkpoint so that no moment of the deletion looks like a complete checkpoint.
+
+    ``rmtree`` removes files one by one; a run killed half-way would leave a folder that still
+    holds ``trainer_state.json`` but not its optimizer state (found by the kill-and-resume
+    trials). Renaming it to ``.tmp`` first makes it incomplete in one atomic step; a leftover is
+    cleaned up by the next run.
+    """
+    doomed = checkpoint.with_name(checkpoint.name + _TMP_SUFFIX)
+    if doomed.exists():
+        shutil.rmtree(doomed, ignore_errors=True)
+    try:
+        checkpoint.rename(doomed)
+    except OSError:
+        logger.warning("could not remove old checkpoint %s", checkpoint)
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def replace_folder(staging: Path, final: Path) -> None:
