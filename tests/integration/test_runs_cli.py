@@ -105,6 +105,11 @@ def test_runs_delete_asks_or_takes_yes_and_removes_files_only_with_files(
     assert str(tmp_path / "gone") in out
     assert not (tmp_path / "gone").exists()
     assert experiments.list_runs() == []
+    status, out, _ = _run(
+        database_url, tmp_path, capsys, "audit", "--action", "run.deleted", "--format", "json"
+    )
+    assert status == 0
+    assert {entry["target"] for entry in json.loads(out)} == {f"run {gone}", f"run {kept}"}
 
 
 def test_models_list_show_and_lineage(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codetune_studio.cli.context import CliContext, echo, echo_error
+from codetune_studio.core.audit import AuditAction
 
 if TYPE_CHECKING:
     import argparse
@@ -102,6 +103,16 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
         f"Exported {result.format} ({result.dtype}) to {result.folder}: {len(result.files)} "
         f"files, {result.total_bytes / 1e6:.1f} MB in {result.seconds:.1f} s"
     )
+    context.audit(
+        AuditAction.EXPORTED,
+        str(result.folder),
+        {
+            "model": args.model,
+            "format": result.format,
+            "dtype": result.dtype,
+            "verified": None if outcome.verdict is None else outcome.verdict.ok,
+        },
+    )
     if outcome.verdict is not None:
         print_verdict(outcome.verdict)
         if not outcome.verdict.ok:
@@ -109,5 +120,6 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
                 echo_error("not pushed: the export failed verification")
             return 1
     if outcome.push is not None:
+        context.audit(AuditAction.PUSHED, outcome.push.url, {"folder": str(result.folder)})
         echo(f"Pushed to {outcome.push.url} ({outcome.push.files} files)")
     return 0

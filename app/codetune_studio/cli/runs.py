@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from codetune_studio.cli.context import CliContext, echo
 from codetune_studio.cli.tables import fmt_duration, fmt_number, fmt_time, print_table
+from codetune_studio.core.audit import AuditAction
 from codetune_studio.core.errors import ConfigError, NotFoundError
 from codetune_studio.core.status import RunStatus
 
@@ -272,6 +273,9 @@ def _delete(args: argparse.Namespace, context: CliContext) -> int:
             echo("Nothing deleted.")
             return 1
     folder = history.delete_run(run.id, files=args.files)
+    context.audit(
+        AuditAction.RUN_DELETED, f"run {run.id}", {"name": run.name, "files": str(folder or "")}
+    )
     echo(f"Deleted run {run.id}" + (f" and {folder}" if folder else "") + ".")
     return 0
 

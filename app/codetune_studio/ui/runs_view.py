@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from codetune_studio.core.audit import AuditAction
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.history import RunFilter, read_log_increment
 from codetune_studio.services.runs import StaleRun, find_stale_runs, mark_lost_run_failed
@@ -481,13 +482,20 @@ class RunsView(QWidget):
             notify.info(f"Run {run.id} deleted; its files are kept in {run.output_dir}.")
             self.refresh()
 
-        run_in_thread(self.services.experiments.delete_run, run.id, on_return=done)
+        run_in_thread(_delete_and_record, self.services, run, on_return=done)
 
     def shutdown(self) -> None:
         """Stop loading and tailing; the window is closing."""
         if self._task is not None:
             self._task.cancel()
         self.detail.shutdown()
+
+
+def _delete_and_record(services: StudioServices, run: Run) -> None:
+    """Delete a run's records and note it in the audit log (on a worker thread)."""
+    services.experiments.delete_run(run.id)
+    if services.audit is not None:
+        services.audit.record_quietly(AuditAction.RUN_DELETED, f"run {run.id}", {"name": run.name})
 
 
 def _load_runs(
