@@ -3,7 +3,7 @@
 Generation: the same model, prompt and greedy settings through the studio (the generation child,
 streaming text events as the Playground does, and without streaming as eval does) and through a
 plain ``model.generate`` in this process. Greedy decoding yields the same tokens both ways, so
-tokens per second compare like for like; model loading is left out of both (the child reports
+tokens per second compare like for like (the plain call gets the same decoding settings); model loading is left out of both (the child reports
 the time of its ``generate`` call, this process times its own), after one warm-up answer each.
 
 Eval: the bundled held-out tasks' reference solutions, run with their tests in the sandbox (one
@@ -88,8 +88,17 @@ def plain_rate(base: str, adapter: Path | None, tokens: int, repeat: int) -> dic
     for index in range(repeat + 1):
         start = time.perf_counter()
         with torch.inference_mode():
+            # The decoding settings the studio passes: greedy, with the sampling knobs unset
+            # (leaving them at the model's defaults makes transformers build unused warpers).
             out = model.generate(
-                **ids, max_new_tokens=tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                **ids,
+                max_new_tokens=tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                repetition_penalty=1.0,
+                pad_token_id=tokenizer.pad_token_id,
             )
         seconds = time.perf_counter() - start
         generated = out.shape[1] - ids["input_ids"].shape[1]

@@ -68,8 +68,10 @@ def render_prompt(tokenizer: Any, messages: tuple[ChatMessage, ...]) -> str:
 class _Stream(BaseStreamer):
     """Decodes generated tokens as they arrive and hands out the new text.
 
-    Text is held back while it ends in an incomplete UTF-8 sequence, and (when stop strings are
-    set) by the longest stop string less one character, so a stop string is never half shown.
+    Decoding is incremental (a short window of recent tokens, as text-generation-inference
+    does), so streaming costs the same per token however long the answer grows. Text is held
+    back while it ends in an incomplete UTF-8 sequence, and (when stop strings are set) by the
+    longest stop string less one character, so a stop string is never half shown.
     """
 
     def __init__(
@@ -84,7 +86,12 @@ class _Stream(BaseStreamer):
         self._stops = stops
         self._hold = max((len(s) for s in stops), default=1) - 1
         self._on_text = on_text
+        self._track = on_text is not None or bool(stops)
         self.ids: list[int] = []
+        #: The answer decoded so far, piece by piece (``text()`` decodes it whole at the end).
+        self.partial = ""
+        self._prefix = 0  # decoding window: ids[_prefix:] give the context for new text
+        self._read = 0
         self._shown = 0
 
     def put(self, value: torch.Tensor) -> None:
@@ -96,29 +103,37 @@ class _Stream(BaseStreamer):
         if not flat:
             return
         self.ids.extend(int(token) for token in flat)
+        if self._track:
+            self._decode_new()
         if self._on_text is not None:
             self._emit(final=False)
 
     def end(self) -> None:
         if self._on_text is not None:
+            self.partial = self.text()
             self._emit(final=True)
 
     def text(self) -> str:
         return str(self._tokenizer.decode(self.ids, skip_special_tokens=True))
 
+    def _decode_new(self) -> None:
+        decode = self._tokenizer.decode
+        before = decode(self.ids[self._prefix : self._read], skip_special_tokens=True)
+        after = decode(self.ids[self._prefix :], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.partial += after[len(before) :]
+            self._prefix, self._read = self._read, len(self.ids)
+
     def _emit(self, *, final: bool) -> None:
         assert self._on_text is not None  # noqa: S101 - checked by the callers
-        text = self.text()
-        if not final and text.endswith("\ufffd"):
-            return
+        text = self.partial
         limit = len(text) if final else len(text) - self._hold
         found = [text.find(stop) for stop in self._stops if stop in text]
         if found:  # never show a stop string, nor what follows it
             limit = min(limit, *found)
-        text = text[:limit]
-        if len(text) > self._shown:
-            self._on_text(text[self._shown :])
-            self._shown = len(text)
+        if limit > self._shown:
+            self._on_text(text[self._shown : limit])
+            self._shown = limit
 
 
 class _StopWhen(StoppingCriteria):
@@ -140,7 +155,7 @@ class _StopWhen(StoppingCriteria):
         if self._cancel is not None and self._cancel.cancelled:
             self.reason, done = "cancelled", True
         elif self._stops:
-            text = self._stream.text()
+            text = self._stream.partial
             if any(stop in text for stop in self._stops):
                 self.reason, done = "stop_string", True
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
