@@ -71,11 +71,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")
+    skip_gpu = _gpu_skip() if any("gpu" in item.keywords for item in items) else None
     for item in items:
         if "/tests/qt/" in str(item.path):
             item.add_marker(pytest.mark.gui)
         if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip_slow)
+        if skip_gpu is not None and "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+def _gpu_skip() -> pytest.MarkDecorator | None:
+    """A skip for ``gpu`` tests where CUDA is missing, saying so; ``None`` where it is there."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return pytest.mark.skip(
+        reason="gpu: needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False here)"
+    )
 
 
 @pytest.fixture(autouse=True)

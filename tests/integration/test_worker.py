@@ -36,8 +36,6 @@ from tests.trainer_helpers import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-pytest.importorskip("peft")
-
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 90
