@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
 #: Shared fixtures for engine tests (a tiny model and tokenizer built from a config).
-pytest_plugins = ["tests.engine_fixtures"]
+#: pytester: the strict fixtures are tested on small generated test files.
+pytest_plugins = ["tests.engine_fixtures", "pytester"]
 
 POSTGRES_URL_ENV = "CODETUNE_TEST_POSTGRES_URL"
 HEADLESS_ENV = "CODETUNE_HEADLESS_TESTS"
