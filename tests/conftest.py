@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
 #: Shared fixtures for engine tests (a tiny model and tokenizer built from a config).
-pytest_plugins = ["tests.engine_fixtures"]
+#: pytester: the strict fixtures are tested on small generated test files.
+pytest_plugins = ["tests.engine_fixtures", "pytester"]
 
 POSTGRES_URL_ENV = "CODETUNE_TEST_POSTGRES_URL"
 HEADLESS_ENV = "CODETUNE_HEADLESS_TESTS"
@@ -71,11 +72,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")
+    skip_gpu = _gpu_skip() if any("gpu" in item.keywords for item in items) else None
     for item in items:
         if "/tests/qt/" in str(item.path):
             item.add_marker(pytest.mark.gui)
         if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip_slow)
+        if skip_gpu is not None and "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+def _gpu_skip() -> pytest.MarkDecorator | None:
+    """A skip for ``gpu`` tests where CUDA is missing, saying so; ``None`` where it is there."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return pytest.mark.skip(
+        reason="gpu: needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False here)"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -126,9 +141,9 @@ def postgres_url() -> Iterator[str]:
     server = postgres_server_url()
     if server is None:
         message = f"no PostgreSQL server configured: set {POSTGRES_URL_ENV}"
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI"):
             # CI must run every storage test on PostgreSQL too; a skip there would hide a gap.
-            pytest.fail(f"{message} (CI=true: PostgreSQL tests must not skip)")
+            pytest.fail(f"{message} (CI is set: PostgreSQL tests must not skip)")
         pytest.skip(message)
     import sqlalchemy as sa
 

@@ -115,9 +115,11 @@ def no_leaked_qt_objects(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     widgets_before = {id(w) for w in QApplication.topLevelWidgets()} if app else set()
     started = _StartedQtObjects(monkeypatch)
     yield
-    QThreadPool.globalInstance().waitForDone(10_000)
+    pool_done = QThreadPool.globalInstance().waitForDone(10_000)
     _process_deferred_deletes()
     problems = []
+    if not pool_done:
+        problems.append("QThreadPool tasks (ui.tasks.run_in_thread) still running after 10 s")
     if threads := started.running_threads():
         problems.append(f"QThreads still running: {threads}")
     if timers := started.active_timers():

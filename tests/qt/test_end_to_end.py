@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +160,55 @@ def test_resume_a_cancelled_run_from_the_runs_table(
     # It went on from the checkpoint, not from step 1: fewer than 200 new loss points.
     assert 0 < monitor.point_count("loss") < 200
     assert stopped_at >= 2
+
+
+def test_leave_it_running_on_close_then_a_new_window_finds_and_follows_the_run(
+    make_window: Any, qtbot: Any, services: StudioServices, tiny_starter: Path
+) -> None:
+    from codetune_studio.ui.main_window import CloseChoice
+
+    window = _prepare(make_window, qtbot, services, tiny_starter, steps=5000)
+    with qtbot.waitSignal(window.run_started, timeout=5000) as started:
+        window.train_button.click()
+    run_id = started.args[0]
+    qtbot.waitUntil(lambda: window.monitor_panel.point_count("loss") >= 2, timeout=90_000)
+
+    # Close the window choosing "Leave running": the worker goes on without it.
+    window.ask_close_choice = lambda: CloseChoice.LEAVE
+    assert window.close()
+    assert not window.active_controllers
+    experiments = services.experiments
+
+    def recorded() -> int:
+        return len(experiments.metric_curve(run_id, "loss"))
+
+    at_close = recorded()
+    qtbot.waitUntil(lambda: recorded() > at_close + 2, timeout=60_000)
+    run = experiments.get_run(run_id)
+    assert run.status is RunStatus.RUNNING
+    assert run.pid is not None
+
+    # A new window finds the running run at start-up and follows it from the database.
+    again = make_window()
+    monitor = again.monitor_panel
+    qtbot.waitUntil(lambda: monitor.run_id == run_id, timeout=20_000)
+    qtbot.waitUntil(lambda: monitor.point_count("loss") > at_close, timeout=30_000)
+    followed = monitor.point_count("loss")
+    qtbot.waitUntil(lambda: monitor.point_count("loss") > followed, timeout=30_000)
+
+    # Stop it as a scheduler would (SIGTERM): it checkpoints and is recorded as cancelled,
+    # and the following window sees it end.
+    seen: list[tuple[int, str]] = []
+    monitor.run_status_changed.connect(lambda rid, status: seen.append((rid, status)))
+    os.kill(run.pid, signal.SIGTERM)
+    qtbot.waitUntil(
+        lambda: experiments.get_run(run_id).status is RunStatus.CANCELLED, timeout=60_000
+    )
+    qtbot.waitUntil(lambda: (run_id, RunStatus.CANCELLED.value) in seen, timeout=20_000)
+    _reap(run.pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect the detached worker's exit status (the first window no longer watches it)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

@@ -122,7 +122,7 @@ def test_train_runs_a_worker_and_a_crash_leaves_the_window_up(
         window.train_button.click()
     outcome = ended.args[0]
     assert outcome.status is RunStatus.FAILED
-    assert window.isVisible() or not window.isHidden() or True  # still alive: no exception
+    # The worker died, the window did not: it reports the failure and can train again below.
     assert any(n.level is notify.Level.ERROR and "failed" in n.text for n in notify.history())
     assert window.monitor_panel.point_count("loss") == 3
     qtbot.waitUntil(

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
 from codetune_studio.core.errors import ConfigError
 from codetune_studio.core.recipe import TrainingRecipe
-
-torch = pytest.importorskip("torch")
 
 
 def _recipe(method: str, **lora: Any) -> TrainingRecipe:

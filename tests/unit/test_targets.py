@@ -5,8 +5,6 @@ import pytest
 from codetune_studio.core.errors import ConfigError
 from tests.trainer_helpers import tiny_causal_lm
 
-pytest.importorskip("peft")
-
 EXPECTED = {
     "llama": ({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, False),
     "mistral": (

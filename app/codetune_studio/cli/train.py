@@ -122,20 +122,19 @@ def _train(
     from transformers.utils import logging as hf_logging
 
     from codetune_studio.core.status import RunStatus
-    from codetune_studio.engine.run import run_training
-    from codetune_studio.engine.sinks import CallbackSink, CompositeSink
+    from codetune_studio.engine.sinks import CallbackSink
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours is the only bar
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
     run_id = planned.run.id
-    recorder = runs.recorder(run_id)
-    sink = CompositeSink([CallbackSink(progress.on_event, progress.close), recorder])
+    sink = CallbackSink(progress.on_event, progress.close)
     try:
-        result = run_training(
+        # The same service call as the window's worker: recorder, run, model version.
+        recorded = runs.train(
+            planned.run,
             recipe,
             sink,
             cancel,
-            run_id=run_id,
             output_dir=planned.output_dir,
             data_dir=context.paths.data_dir,
             resume_from=planned.resume_from,
@@ -143,18 +142,21 @@ def _train(
         )
     finally:
         sink.close()
+    result = recorded.result
     loss = f", loss {result.train_loss:.4f}" if result.train_loss is not None else ""
     if result.eval_loss is not None:
         loss += f", eval loss {result.eval_loss:.4f}"
-    if recorder.storage_problem:  # trained, but the record is incomplete: not a success
-        echo_error(f"run {run_id}: {recorder.storage_problem}")
+    if recorded.storage_problem:  # trained, but the record is incomplete: not a success
+        echo_error(f"run {run_id}: {recorded.storage_problem}")
         return 1
     if result.status is RunStatus.FINISHED:
-        version = runs.register_result(planned.run, recipe, result)
         echo(f"Finished run {run_id} at step {result.final_step}{loss}.")
         echo(f"Adapter: {result.adapter_path}")
-        if version is not None:
-            echo(f"Model version: {version.id}")
+        if recorded.version is not None:
+            echo(f"Model version: {recorded.version.id}")
+        if recorded.registration_error is not None:
+            echo_error(f"the model version was not registered: {recorded.registration_error}")
+            return 1
         return 0
     if result.status is RunStatus.CANCELLED:
         echo(f"Cancelled run {run_id} at step {result.final_step}{loss}.")

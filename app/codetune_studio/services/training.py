@@ -12,23 +12,35 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codetune_studio.core.errors import ConfigError, NotFoundError
+from codetune_studio.core.errors import CodetuneError, ConfigError, NotFoundError
 from codetune_studio.core.fileio import atomic_write_text
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.experiments import current_user
 from codetune_studio.services.recording import RunRecorder
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from codetune_studio.core.cancel import CancelToken
     from codetune_studio.core.models import ModelVersion, Run
     from codetune_studio.core.recipe import TrainingRecipe
     from codetune_studio.engine.run import RunResult
+    from codetune_studio.engine.sinks import EventSink
     from codetune_studio.services.experiments import ExperimentService
 
-__all__ = ["RECIPE_SNAPSHOT", "PlannedRun", "TrainingRunService", "new_run_folder_name"]
+__all__ = [
+    "RECIPE_SNAPSHOT",
+    "PlannedRun",
+    "RecordedRun",
+    "TrainingRunService",
+    "new_run_folder_name",
+    "open_training_runs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +66,55 @@ class PlannedRun:
     run: Run
     output_dir: Path
     resume_from: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    """How a recorded run ended, and the model version it registered.
+
+    Attributes:
+        result: The engine's result.
+        version: The registered model version (finished runs only), or ``None``.
+        registration_error: Why a finished run's model version could not be registered.
+        storage_problem: Why some of the run's records (metrics, status) could not be stored;
+            such a run is recorded FAILED and is never a clean success.
+    """
+
+    result: RunResult
+    version: ModelVersion | None = None
+    registration_error: str | None = None
+    storage_problem: str | None = None
+
+
+@contextmanager
+def open_training_runs(
+    url: str | None, *, data_dir: Path, upgrade: bool = False
+) -> Iterator[TrainingRunService]:
+    """Open the database a run records in and yield its :class:`TrainingRunService`.
+
+    There is no fallback to the local store: a run recorded where the window is not reading
+    would be lost to it.
+
+    Args:
+        url: The database URL; ``None`` for the SQLite store in ``data_dir``.
+        data_dir: The studio's data folder (its SQLite file and runs folder).
+        upgrade: Apply pending migrations (the worker leaves that to the studio).
+
+    Raises:
+        StorageUnavailableError: The database cannot be reached.
+    """
+    from codetune_studio.core.paths import resolve_paths
+    from codetune_studio.services.database import open_database
+    from codetune_studio.services.experiments import ExperimentService
+
+    paths = resolve_paths(data_dir)
+    opened = open_database(
+        url, sqlite_path=paths.database_file, allow_fallback=False, upgrade=upgrade
+    )
+    try:
+        yield TrainingRunService(ExperimentService(opened.database), paths.runs_dir)
+    finally:
+        opened.close()
 
 
 class TrainingRunService:
@@ -180,6 +241,65 @@ class TrainingRunService:
                 )
             checkpoint = found_checkpoint
         return self._run_in(folder), folder, checkpoint
+
+    def train(
+        self,
+        run: Run,
+        recipe: TrainingRecipe,
+        sink: EventSink,
+        cancel: CancelToken,
+        *,
+        output_dir: Path,
+        data_dir: Path,
+        resume_from: Path | None = None,
+        offline: bool = True,
+    ) -> RecordedRun:
+        """Train ``run`` with the engine, recording it, and register a finished run's output.
+
+        The one way a recorded run trains, used by ``codetune-studio train`` and by the worker
+        the window starts: the engine's events go to ``sink`` and to a
+        :class:`~codetune_studio.services.recording.RunRecorder` (status, heartbeat, metrics),
+        and a finished run's adapter becomes a model version with its lineage.
+
+        Args:
+            run: The PENDING run (from :meth:`plan`, or created by the window).
+            recipe: What to train.
+            sink: The caller's own event sink (progress bar, JSON lines); the caller closes it.
+            cancel: Stops (or pauses) the run between optimizer steps.
+            output_dir: The run's folder.
+            data_dir: The studio's data folder (the starter model's cache).
+            resume_from: A checkpoint to continue from exactly.
+            offline: Never touch the network.
+
+        Returns:
+            The engine's result and the registered model version. A registration failure is
+            logged and reported in ``registration_error``; it never undoes the run.
+        """
+        from codetune_studio.engine.run import run_training
+        from codetune_studio.engine.sinks import CompositeSink
+
+        recorder = self.recorder(run.id)
+        try:
+            result = run_training(
+                recipe,
+                CompositeSink([sink, recorder]),
+                cancel,
+                run_id=run.id,
+                output_dir=output_dir,
+                data_dir=data_dir,
+                resume_from=resume_from,
+                offline=offline,
+            )
+        finally:
+            recorder.close()  # flushes the metrics and records how the run ended
+        problem = recorder.storage_problem
+        if result.status is not RunStatus.FINISHED or problem:
+            return RecordedRun(result, storage_problem=problem)
+        try:
+            return RecordedRun(result, self.register_result(run, recipe, result))
+        except CodetuneError as exc:
+            logger.exception("could not register the model version of run %s", run.id)
+            return RecordedRun(result, registration_error=str(exc))
 
     def recorder(self, run_id: int) -> RunRecorder:
         """The event sink that records a run's progress in the database."""

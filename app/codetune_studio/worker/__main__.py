@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from codetune_studio.core.cancel import CancelToken
 from codetune_studio.core.errors import CodetuneError, ConfigError
 from codetune_studio.core.events import LogRecorded, RunFinished
 from codetune_studio.core.status import RunStatus
-from codetune_studio.engine.sinks import CompositeSink, EventSink, JsonLinesSink, NullSink
+from codetune_studio.engine.sinks import EventSink, JsonLinesSink, NullSink
 from codetune_studio.engine.threads import prefer_passive_waiting
 from codetune_studio.worker import EXIT_FAILED, exit_code_for, parse_command
 
@@ -25,9 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
 
-    from codetune_studio.core.recipe import TrainingRecipe
-    from codetune_studio.engine.run import RunResult
-    from codetune_studio.services.database import OpenedDatabase
+    from codetune_studio.core.models import Run
     from codetune_studio.services.training import TrainingRunService
 
 __all__ = ["main"]
@@ -76,23 +75,38 @@ def _run(args: argparse.Namespace, sink: EventSink, cancel: CancelToken) -> int:
     from codetune_studio.core.recipe import load_recipe
 
     data_dir = Path(args.data_dir) if args.data_dir else _default_data_dir()
-    try:
-        recipe = load_recipe(Path(args.recipe))
-        resume = _resolve_resume(args.resume)
-        # Rank 0 alone records, as it alone reports events.
-        is_rank_zero = int(os.environ.get("RANK", "0")) == 0
-        recording = _RunRecording.open(args, data_dir) if args.record and is_rank_zero else None
-    except CodetuneError as exc:
-        # The run never started, but the host still expects a final event.
-        sink.emit(LogRecorded(level="ERROR", message=str(exc)))
-        sink.emit(RunFinished(status=RunStatus.FAILED, final_step=0, error=str(exc)))
-        return exc.exit_code
-    _quiet_progress_bars()  # after the recipe check: this is the first torch import
-    from codetune_studio.engine.run import run_training
+    # Rank 0 alone records, as it alone reports events.
+    record = args.record and int(os.environ.get("RANK", "0")) == 0
+    with contextlib.ExitStack() as stack:
+        try:
+            recipe = load_recipe(Path(args.recipe))
+            resume = _resolve_resume(args.resume)
+            run = _recorded_run(args, data_dir, stack) if record else None
+        except CodetuneError as exc:
+            # The run never started, but the host still expects a final event.
+            sink.emit(LogRecorded(level="ERROR", message=str(exc)))
+            sink.emit(RunFinished(status=RunStatus.FAILED, final_step=0, error=str(exc)))
+            return exc.exit_code
+        _quiet_progress_bars()  # after the recipe check: this is the first torch import
+        if run is not None:
+            runs, row = run
+            # The same service call as `codetune-studio train`: recorder, run, model version.
+            recorded = runs.train(
+                row,
+                recipe,
+                sink,
+                cancel,
+                output_dir=Path(args.output_dir),
+                data_dir=data_dir,
+                resume_from=resume,
+                offline=not args.online,
+            )
+            if recorded.storage_problem:
+                logger.error("%s", recorded.storage_problem)
+                return 1  # trained, but the record is incomplete: not a clean success
+            return exit_code_for(recorded.result.status)
+        from codetune_studio.engine.run import run_training
 
-    if recording is not None:
-        sink = CompositeSink([sink, recording.recorder])
-    try:
         result = run_training(
             recipe,
             sink,
@@ -103,52 +117,19 @@ def _run(args: argparse.Namespace, sink: EventSink, cancel: CancelToken) -> int:
             resume_from=resume,
             offline=not args.online,
         )
-        if recording is not None:
-            recording.recorder.close()
-            recording.register(recipe, result)
-    finally:
-        if recording is not None:
-            recording.close()
-    if recording is not None and recording.recorder.storage_problem:
-        logger.error("%s", recording.recorder.storage_problem)
-        return 1  # trained, but the record is incomplete: not a clean success
-    return exit_code_for(result.status)
+        return exit_code_for(result.status)
 
 
-class _RunRecording:
-    """The database side of a ``--record`` run: its recorder and model-version registration."""
+def _recorded_run(
+    args: argparse.Namespace, data_dir: Path, stack: contextlib.ExitStack
+) -> tuple[TrainingRunService, Run]:
+    """Open the database for a ``--record`` run (closed with ``stack``) and load its row."""
+    from codetune_studio.services.training import open_training_runs
 
-    def __init__(self, opened: OpenedDatabase, runs: TrainingRunService, run_id: int) -> None:
-        self._opened = opened
-        self._runs = runs
-        self.run_id = run_id
-        self.recorder = runs.recorder(run_id)
-
-    @classmethod
-    def open(cls, args: argparse.Namespace, data_dir: Path) -> _RunRecording:
-        from codetune_studio.core.paths import resolve_paths
-        from codetune_studio.services.database import open_database
-        from codetune_studio.services.experiments import ExperimentService
-        from codetune_studio.services.training import TrainingRunService
-
-        if not args.run_id.isdigit():
-            raise ConfigError(f"--record needs a database run id, got {args.run_id!r}")
-        paths = resolve_paths(data_dir)
-        # No fallback: a run recorded in a store the window is not reading would be lost to it.
-        opened = open_database(
-            args.database, sqlite_path=paths.database_file, allow_fallback=False, upgrade=False
-        )
-        runs = TrainingRunService(ExperimentService(opened.database), paths.runs_dir)
-        return cls(opened, runs, int(args.run_id))
-
-    def register(self, recipe: TrainingRecipe, result: RunResult) -> None:
-        try:
-            self._runs.register_result(self._runs.get_run(self.run_id), recipe, result)
-        except CodetuneError:
-            logger.exception("could not register the model version of run %s", self.run_id)
-
-    def close(self) -> None:
-        self._opened.close()
+    if not args.run_id.isdigit():
+        raise ConfigError(f"--record needs a database run id, got {args.run_id!r}")
+    runs = stack.enter_context(open_training_runs(args.database, data_dir=data_dir))
+    return runs, runs.get_run(int(args.run_id))
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

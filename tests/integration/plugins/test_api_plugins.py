@@ -185,7 +185,9 @@ def test_slow_server_ends_at_the_deadline(flavour: Flavour, server: ProtocolServ
         PluginError, match=rf"{flavour.label} did not answer before the deadline \(waited [\d.]+ s"
     ):
         _run(flavour, _context(flavour, server, timeout_s=1.0))
-    assert 0.9 <= time.monotonic() - started < 4
+    # It waited for the deadline, not for the server's 10 s (which a loaded machine could not
+    # make flaky: the reply never comes before 10 s).
+    assert 0.9 <= time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize(
