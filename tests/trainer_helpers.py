@@ -41,7 +41,15 @@ TINY_ARCHS: dict[str, dict[str, Any]] = {
         "num_hidden_layers": 1,
         "num_attention_heads": 4,
     },
-    "gpt2": {"n_embd": 32, "n_layer": 1, "n_head": 4, "n_positions": 128},
+    # GPT-2 defaults its special tokens to 50256, outside this vocabulary (transformers warns).
+    "gpt2": {
+        "n_embd": 32,
+        "n_layer": 1,
+        "n_head": 4,
+        "n_positions": 128,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+    },
     "falcon": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4},
     "gpt_neox": {
         "hidden_size": 32,

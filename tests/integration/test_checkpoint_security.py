@@ -77,6 +77,7 @@ def test_checkpoint_manifest_records_the_run_and_every_file(
     assert all(len(digest) == 64 for digest in manifest["files"].values())
 
 
+@pytest.mark.expect_logs(r"Cannot resume from .*pickle")
 def test_a_planted_pickle_is_refused_and_never_executed(
     checkpoint_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -91,6 +92,7 @@ def test_a_planted_pickle_is_refused_and_never_executed(
     assert not marker.exists()
 
 
+@pytest.mark.expect_logs(r"Cannot resume from .*optimizer\.pt")
 def test_a_replaced_optimizer_file_with_a_forged_manifest_is_not_executed(
     checkpoint_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

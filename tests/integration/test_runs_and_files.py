@@ -141,6 +141,11 @@ def test_db_status_check_detects_a_damaged_sqlite_file(
     assert "Traceback" not in captured.err
 
 
+@pytest.mark.expect_logs(
+    r"could not store \d+ metric points",
+    r"database disk image is malformed",
+    r"metrics.*(not|could not).*stored",
+)
 def test_a_run_whose_metrics_were_not_stored_is_not_a_clean_success(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -170,6 +175,11 @@ def test_a_run_whose_metrics_were_not_stored_is_not_a_clean_success(
         opened.close()
 
 
+@pytest.mark.expect_logs(
+    r"could not store \d+ metric points",
+    r"database disk image is malformed",
+    r"metrics.*(not|could not).*stored",
+)
 def test_train_exits_non_zero_when_its_metrics_could_not_be_stored(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

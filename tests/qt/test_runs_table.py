@@ -80,6 +80,7 @@ def test_context_menu_copies_the_id_and_deletes_only_after_confirmation(
         "compareRunsAction",
         "openRunFolderAction",
         "copyRunIdAction",
+        "exportRunAction",
         "deleteRunAction",
     ]
     _action(menu, "copyRunIdAction").trigger()

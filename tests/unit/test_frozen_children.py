@@ -35,13 +35,19 @@ def frozen_executable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _worker_argv(tmp_path: Path) -> list[str]:
-    return default_worker_launch(
-        recipe_file=tmp_path / "missing-recipe.json",
+    # The launch reads the recipe's launch section; the file then goes away, so the worker
+    # started from this argv fails at once, the same way in both kinds of install.
+    recipe = tmp_path / "vanishing-recipe.json"
+    recipe.write_text('{"model": "starter", "dataset": {"path": "data.jsonl"}}', encoding="utf-8")
+    argv = default_worker_launch(
+        recipe_file=recipe,
         run_id=7,
         output_dir=tmp_path / "out",
         data_dir=tmp_path / "data",
         database_url=None,
     ).argv
+    recipe.unlink()
+    return argv
 
 
 def test_source_install_starts_the_worker_with_this_python(tmp_path: Path) -> None:

@@ -173,6 +173,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert result.stderr == b""
 
 
+@pytest.mark.expect_logs(r"unexpected error")
 def test_an_unexpected_error_is_one_console_line_and_a_logged_traceback(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -22,10 +22,12 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
+    QScrollArea,
     QWidget,
 )
 
@@ -169,7 +171,7 @@ class MainWindow(QMainWindow):
         for panel in self.panels:
             dock = QDockWidget(panel.title, self)
             dock.setObjectName(f"{panel.panel_id}Dock")
-            dock.setWidget(panel)
+            dock.setWidget(_scrollable(panel))
             dock.setFeatures(
                 QDockWidget.DockWidgetFeature.DockWidgetMovable
                 | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -997,3 +999,17 @@ class MainWindow(QMainWindow):
 def detect_device_task() -> DeviceInfo:
     """Find the training device (runs on a worker thread)."""
     return detect_device()
+
+
+def _scrollable(panel: QWidget) -> QScrollArea:
+    """Let a dock shrink below its panel's natural size (it scrolls instead).
+
+    Without this the window's minimum size is the sum of every panel's, which with all the
+    panels open exceeded a 1920x1080 screen.
+    """
+    area = QScrollArea()
+    area.setObjectName(f"{panel.objectName() or type(panel).__name__}Scroll")
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(panel)
+    return area
