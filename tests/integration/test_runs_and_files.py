@@ -221,7 +221,7 @@ def test_a_checkpoint_pruned_when_the_run_is_killed_never_looks_complete(
         (Path(path) / "optimizer.pt").unlink()  # the first files go, then the process dies
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(module.shutil, "rmtree", killed_mid_delete)
+    monkeypatch.setattr("codetune_studio.engine.checkpoint.shutil.rmtree", killed_mid_delete)
     with pytest.raises(KeyboardInterrupt):
         module.discard_checkpoint(old)
     assert module.find_checkpoints(folder) == []
