@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from codetune_studio.core.child_cmd import python_module_command
 from codetune_studio.core.child_env import child_environment
+from codetune_studio.core.child_proc import stop_process_group
 from codetune_studio.core.errors import ExportError
 from codetune_studio.engine.export import gguf_file_name, read_manifest
 
@@ -368,19 +368,7 @@ def _wait(proc: subprocess.Popen[bytes], deadline: float, cancel: CancelToken | 
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            if os.name == "posix":
-                os.killpg(proc.pid, sig)
-            else:
-                proc.kill()
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=_GRACE_S)
-        except subprocess.TimeoutExpired:
-            continue
-        return
+    stop_process_group(proc, _GRACE_S)
 
 
 def _last_line(log_path: Path) -> str:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from codetune_studio.core.child_cmd import python_module_command
 from codetune_studio.core.child_env import child_environment
+from codetune_studio.core.child_proc import signal_process_group
 from codetune_studio.core.errors import PluginError
 from codetune_studio.core.redact import known_secret_values, scrub
 from codetune_studio.plugins.api import ToolContext, ToolInputs, ToolResult
@@ -302,16 +303,8 @@ class _ChildSession:
                     stream.close()
 
     def _signal(self, sig: signal.Signals) -> None:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if os.name == "posix":
-                os.killpg(proc.pid, sig)
-            elif sig == signal.SIGTERM:
-                proc.terminate()
-            else:
-                proc.kill()
+        if self._proc is not None:
+            signal_process_group(self._proc, sig)
 
     def _spawn(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Final
 
 from codetune_studio.core.child_cmd import python_module_command
 from codetune_studio.core.child_env import child_environment
+from codetune_studio.core.child_proc import stop_process_group
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -169,18 +169,4 @@ def _event(kind: str, line: str) -> ExportEvent:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop the child's whole process group: TERM, then KILL after a grace period."""
-    if proc.poll() is not None:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            if os.name == "posix":
-                os.killpg(proc.pid, sig)
-            else:
-                proc.kill()
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=_GRACE_S)
-        except subprocess.TimeoutExpired:
-            continue
-        return
+    stop_process_group(proc, _GRACE_S)

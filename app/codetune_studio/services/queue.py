@@ -9,7 +9,6 @@ on with the next, past failed ones. ``codetune-studio queue run`` and the window
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from codetune_studio.core.child_env import child_environment
+from codetune_studio.core.child_proc import signal_process_group
 from codetune_studio.core.errors import CodetuneError
 from codetune_studio.core.fileio import atomic_write_text
 from codetune_studio.core.models import Run
@@ -346,11 +346,7 @@ def _new_process_group() -> dict[str, Any]:
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if sys.platform == "win32":  # pragma: no cover - POSIX CI
-            process.send_signal(sig)
-        else:
-            os.killpg(process.pid, sig)
+    signal_process_group(process, sig)
 
 
 def _log_tail(path: Path, lines: int = 20) -> Sequence[str]:
