@@ -143,3 +143,85 @@ def test_models_list_show_and_lineage(
     status, out, _ = _run(database_url, tmp_path, capsys, "models", "lineage", str(v2.id))
     assert "resumed from run" in out
     assert "base model: tiny-model" in out
+
+
+def test_runs_log_follow_prints_a_line_written_in_pieces_only_once_it_is_whole(
+    database_url: str,
+    experiments: ExperimentService,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import types
+
+    import codetune_studio.cli.runs as runs_cli
+    from codetune_studio.services.history import LOG_FILE_NAME
+
+    folder = tmp_path / "running"
+    folder.mkdir()
+    log = folder / LOG_FILE_NAME
+    log.write_bytes(b"loading the model\nstep 1 of")
+    run = experiments.create_run("followed", RECIPE, output_dir=str(folder))
+    experiments.start_run(run.id, pid=os.getpid(), total_steps=2)
+    # What the worker writes between two polls of --follow; the run ends after the last piece,
+    # whose line never gets its newline.
+    pieces = iter([b" 2, loss 2.0\nstep 2 of 2", b", loss 1.5\nsaved the adap", b"ter"])
+
+    def worker_writes(_seconds: float) -> None:
+        piece = next(pieces, None)
+        if piece is None:
+            experiments.finish_run(run.id, RunStatus.FINISHED)
+            return
+        with log.open("ab") as handle:
+            handle.write(piece)
+
+    monkeypatch.setattr(runs_cli, "time", types.SimpleNamespace(sleep=worker_writes))
+
+    status, out, _ = _run(database_url, tmp_path, capsys, "runs", "log", str(run.id), "--follow")
+
+    assert status == 0
+    assert out.splitlines() == [
+        "loading the model",
+        "step 1 of 2, loss 2.0",
+        "step 2 of 2, loss 1.5",
+        "saved the adapter",
+    ]
+
+
+def test_a_named_sweep_names_its_queued_runs_in_queue_list_and_runs_list(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "base.json"
+    recipe.write_text(json.dumps({**RECIPE, "name": "base-recipe"}), encoding="utf-8")
+
+    status, out, err = _run(
+        database_url,
+        tmp_path,
+        capsys,
+        "sweep",
+        str(recipe),
+        "--grid",
+        "training.learning_rate=1e-4,3e-4",
+        "--name",
+        "lr-scan",
+    )
+    assert status == 0, err
+    expected = ["lr-scan [learning_rate=1e-4]", "lr-scan [learning_rate=3e-4]"]
+    status, out, _ = _run(database_url, tmp_path, capsys, "queue", "list", "--format", "json")
+    assert [row["name"] for row in json.loads(out)] == expected
+    status, out, _ = _run(database_url, tmp_path, capsys, "runs", "list", "--format", "json")
+    runs = json.loads(out)
+    assert sorted(row["name"] for row in runs) == expected
+    status, out, _ = _run(
+        database_url, tmp_path, capsys, "runs", "show", str(runs[0]["id"]), "--format", "json"
+    )
+    assert json.loads(out)["recipe"]["name"] == "lr-scan"
+    status, out, _ = _run(database_url, tmp_path, capsys, "queue", "list")
+    assert "lr-scan [learning_rate=1e-4]" in out
+    assert "base-recipe" not in out
+
+    # Without --name, the recipe's own name names them.
+    status, _, _ = _run(database_url, tmp_path, capsys, "sweep", str(recipe), "--grid", "lora.r=8")
+    status, out, _ = _run(database_url, tmp_path, capsys, "queue", "list", "--format", "json")
+    assert json.loads(out)[-1]["name"] == "base-recipe [r=8]"

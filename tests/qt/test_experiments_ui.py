@@ -234,3 +234,38 @@ def test_following_a_run_from_the_database_shows_its_log_too(
     log = window.monitor_panel.log_view
     qtbot.waitUntil(lambda: "INFO step 3 of 3" in log.toPlainText(), timeout=5000)
     qtbot.waitUntil(lambda: window.monitor_panel.point_count("loss") == 2, timeout=5000)
+
+
+def test_the_sweep_dialogs_name_names_the_queued_runs(
+    make_window: Any, qtbot: Any, services: StudioServices
+) -> None:
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from codetune_studio.ui.panels.queue import SweepDialog
+
+    window = make_window()
+    window.parameters_panel.set_recipe(TrainingRecipe.model_validate(_recipe()))
+    assert window.parameters_panel.recipe is not None
+    panel = window.queue_panel
+    panel.sweep_button.click()
+    dialog = panel.findChild(SweepDialog, "sweepDialog")
+    assert dialog is not None
+    dialog.grid_edit.setPlainText("training.learning_rate=1e-4,3e-4\n")
+    dialog.name_edit.setText("lr-scan")
+    ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
+    with qtbot.waitSignal(panel.sweep_queued, timeout=10_000) as queued:
+        ok.click()
+
+    expected = ["lr-scan [learning_rate=1e-4]", "lr-scan [learning_rate=3e-4]"]
+    runs = services.queue.list_queued()
+    assert [run.id for run in runs] == queued.args[1]
+    assert [run.name for run in runs] == expected
+    assert {run.recipe["name"] for run in runs} == {"lr-scan"}
+    # The queue panel and the runs view show those names once they reload.
+    qtbot.waitUntil(
+        lambda: (
+            [panel.table.item(row, 1).text() for row in range(panel.table.rowCount())] == expected
+        ),
+        timeout=10_000,
+    )
+    assert _cell(window, runs[0].id, "Name") == expected[0]

@@ -216,7 +216,7 @@ def _chain_text(lineage: list[Any]) -> str:
 
 
 def _log(args: argparse.Namespace, context: CliContext) -> int:
-    from codetune_studio.services.history import render_log_line
+    from codetune_studio.services.history import LogLines, render_log_line
 
     history = _history(context)
     run = history.get_summary(args.run_id).run
@@ -227,16 +227,19 @@ def _log(args: argparse.Namespace, context: CliContext) -> int:
             f"Run {run.id}'s log is not on this machine: it is on {run.host} at {where}. "
             f"Run `codetune-studio runs log {run.id}` there, or copy the file."
         )
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    with path.open("rb") as handle:
+        log = LogLines(handle)
         while True:
-            for line in handle:
-                echo(render_log_line(line.rstrip("\n")))
+            # While following, a last line without its newline is still being written: it
+            # waits for the rest, so it is never printed in two pieces.
+            for line in log.read(final=not args.follow):
+                echo(render_log_line(line))
             if not args.follow:
                 return 0
             run = history.get_summary(args.run_id).run
             if run.status.is_terminal:
-                for line in handle:  # what the worker wrote while it ended
-                    echo(render_log_line(line.rstrip("\n")))
+                for line in log.read(final=True):  # what the worker wrote while it ended
+                    echo(render_log_line(line))
                 return 0
             sys.stdout.flush()
             time.sleep(_FOLLOW_POLL_S)

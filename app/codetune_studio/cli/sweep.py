@@ -36,6 +36,11 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--random", type=int, metavar="N", help="a random sample of N points")
     parser.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    parser.add_argument(
+        "--name",
+        help="what the runs are called, as NAME [field=value ...] "
+        "(default: the recipe's name, else its file name)",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--metric", default="eval_loss", help="metric that marks the best run (default eval_loss)"
@@ -56,11 +61,12 @@ def _sweep(args: argparse.Namespace, context: CliContext) -> int:
     recipe = load_recipe(args.recipe)
     if args.overrides:
         recipe = apply_overrides(recipe, args.overrides)
+    name = (args.name or "").strip() or recipe.name or args.recipe.stem
+    # The variants' recipes carry the sweep's name too, as the window's sweep dialog does.
+    recipe = recipe.model_copy(update={"name": name})
     variants = expand_sweep(recipe, parse_grid(args.grid), sample=args.random, seed=args.seed)
     database = context.open_database().database
-    sweep = queue_sweep(
-        QueueService(database), recipe, variants, name=recipe.name or args.recipe.stem
-    )
+    sweep = queue_sweep(QueueService(database), recipe, variants, name=name)
     # With --format json, stdout carries the JSON document alone; progress goes to stderr.
     say = echo_notice if args.format == "json" else echo
     say(f"Queued sweep {sweep.sweep_id}: runs {', '.join(str(r.id) for r in sweep.runs)}")

@@ -32,12 +32,14 @@ from codetune_studio.storage.repositories import ModelVersionRepository, RunRepo
 from codetune_studio.storage.run_history import MetricAggregate, RunHistoryRepository
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from typing import IO
 
     from codetune_studio.storage.db import Database
 
 __all__ = [
     "LOG_FILE_NAME",
+    "LogLines",
     "RunFilter",
     "RunHistoryService",
     "read_log_increment",
@@ -148,6 +150,46 @@ def read_log_increment(
     end = data.rfind(b"\n") + 1
     text = data[:end].decode("utf-8", "replace")
     return offset + end, [render_log_line(line) for line in text.splitlines() if line]
+
+
+class LogLines:
+    """The complete lines of a log file that is still being written, as they arrive.
+
+    A worker writes a line in more than one piece now and then (a long record, a full pipe
+    buffer); reading what is on disk would then show that line cut in two. A trailing piece
+    without its newline waits here until the newline arrives, or until ``final`` says the
+    writer is done. Lines are decoded whole, so a character split across writes stays intact.
+
+    Args:
+        handle: The log, opened in binary mode.
+        chunk_bytes: How much one read takes, so a long log never sits in memory whole.
+    """
+
+    def __init__(self, handle: IO[bytes], *, chunk_bytes: int = 64 * 1024) -> None:
+        self._handle = handle
+        self._chunk_bytes = chunk_bytes
+        self._partial = b""
+
+    def read(self, *, final: bool = False) -> Iterator[str]:
+        """The lines completed since the last call (with ``final``, the unfinished one too).
+
+        Args:
+            final: The writer has finished: the last line is complete without its newline.
+
+        Yields:
+            Each line without its line ending.
+        """
+        while chunk := self._handle.read(self._chunk_bytes):
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            for line in lines:
+                yield _decode_line(line)
+        if final and self._partial:
+            line, self._partial = self._partial, b""
+            yield _decode_line(line)
+
+
+def _decode_line(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").removesuffix("\r")
 
 
 class RunHistoryService:

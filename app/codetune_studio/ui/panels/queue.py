@@ -221,11 +221,22 @@ class QueuePanel(Panel):
             raise ConfigError("The parameters have errors; fix the fields marked in red first.")
         dialog = SweepDialog(recipe, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.variants_chosen.connect(lambda variants: self.queue_sweep(recipe, variants))
+        dialog.sweep_chosen.connect(
+            lambda name, variants: self.queue_sweep(recipe, variants, name=name or None)
+        )
         dialog.open()
 
-    def queue_sweep(self, recipe: TrainingRecipe, variants: list[SweepVariant]) -> None:
-        """Queue a sweep's variants as one group (off the GUI thread)."""
+    def queue_sweep(
+        self, recipe: TrainingRecipe, variants: list[SweepVariant], *, name: str | None = None
+    ) -> None:
+        """Queue a sweep's variants as one group (off the GUI thread).
+
+        Args:
+            recipe: The base recipe.
+            variants: The sweep's points.
+            name: What the runs are called (``NAME [field=value ...]``); the recipe's name by
+                default.
+        """
         from codetune_studio.services.sweeps import queue_sweep
 
         def queued(sweep: Any) -> None:
@@ -233,7 +244,9 @@ class QueuePanel(Panel):
             self.queue_changed.emit()
             self.sweep_queued.emit(sweep.sweep_id, [run.id for run in sweep.runs])
 
-        run_in_thread(queue_sweep, self.services.queue, recipe, variants, on_return=queued)
+        run_in_thread(
+            queue_sweep, self.services.queue, recipe, variants, name=name, on_return=queued
+        )
 
     # --- the queue runner ---------------------------------------------------------------------
 
@@ -324,7 +337,7 @@ class SweepDialog(QDialog):
         parent: The Qt parent.
     """
 
-    variants_chosen = Signal(list)  # list[SweepVariant]
+    sweep_chosen = Signal(str, list)  # the sweep's name ("": the recipe's), list[SweepVariant]
 
     def __init__(self, recipe: TrainingRecipe, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -365,8 +378,8 @@ class SweepDialog(QDialog):
 
         lines = [line.strip() for line in self.grid_edit.toPlainText().splitlines()]
         recipe = self.recipe
-        if self.name_edit.text().strip():
-            recipe = recipe.model_copy(update={"name": self.name_edit.text().strip()})
+        if name := self.sweep_name():
+            recipe = recipe.model_copy(update={"name": name})
         sample = self.sample_spin.value() or None
         return expand_sweep(
             recipe,
@@ -375,6 +388,10 @@ class SweepDialog(QDialog):
             seed=self.seed_spin.value(),
         )
 
+    def sweep_name(self) -> str:
+        """The name typed for the sweep ("" when the field is empty)."""
+        return self.name_edit.text().strip()
+
     @safe_slot()
     def _on_buttons_accepted(self) -> None:
         try:
@@ -382,5 +399,5 @@ class SweepDialog(QDialog):
         except ConfigError as exc:
             self.error_label.setText(str(exc))
             return
-        self.variants_chosen.emit(variants)
+        self.sweep_chosen.emit(self.sweep_name(), variants)
         self.accept()
