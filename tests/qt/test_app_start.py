@@ -12,7 +12,7 @@ from codetune_studio.secrets import MemorySecretStore
 from codetune_studio.services.database import OpenedDatabase, open_database
 from codetune_studio.settings import SettingsStore
 from codetune_studio.ui import notify
-from codetune_studio.ui.app import open_studio_window
+from codetune_studio.ui.app import DatabaseChoice, open_studio_window
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -51,11 +51,11 @@ def test_unreachable_postgres_offers_the_local_store_and_the_window_says_so(
 ) -> None:
     asked: list[tuple[str, Path]] = []
 
-    def use_local(problem: str, local_store: Path) -> bool:
+    def use_local(problem: str, local_store: Path) -> DatabaseChoice:
         asked.append((problem, local_store))
-        return True
+        return DatabaseChoice.USE_LOCAL
 
-    window = open_studio_window(context, ask_use_local=use_local)
+    window = open_studio_window(context, ask=use_local)
     assert window is not None
     qtbot.addWidget(window)
     try:
@@ -78,7 +78,7 @@ def test_unreachable_postgres_offers_the_local_store_and_the_window_says_so(
 def test_quitting_at_the_unreachable_database_question_opens_no_window(
     qtbot: Any, context: _Context
 ) -> None:
-    assert open_studio_window(context, ask_use_local=lambda problem, store: False) is None
+    assert open_studio_window(context, ask=lambda problem, store: DatabaseChoice.QUIT) is None
 
 
 def test_without_a_display_the_command_says_so_instead_of_aborting(
