@@ -90,7 +90,9 @@ class PrivateCluster:
     def _as_postgres(self, *args: str) -> None:
         completed = subprocess.run(
             ["runuser", "-u", "postgres", "--", *args],
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
             timeout=_CTL_TIMEOUT_S,
             check=False,
@@ -110,10 +112,15 @@ class PrivateCluster:
             "--auth=trust", "--no-sync", "--no-instructions",
         )  # fmt: skip
 
+    def _server_args(self) -> tuple[str, ...]:
+        # The log file matters beyond reading it: without one the server inherits pg_ctl's
+        # output pipe and the caller waits for an end of file that never comes.
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        return ("-l", str(self.folder / "server.log"), "-o", options)
+
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
-        self._ctl("-l", str(self.folder / "server.log"), "-o", options, "start")
+        self._ctl(*self._server_args(), "start")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``fast``: roll back open transactions and disconnect everyone)."""
@@ -121,7 +128,7 @@ class PrivateCluster:
 
     def restart(self) -> None:
         """``pg_ctl restart -m fast``: every client is disconnected, the server comes back."""
-        self._ctl("-m", "fast", "restart")
+        self._ctl(*self._server_args(), "-m", "fast", "restart")
 
     def is_running(self) -> bool:
         """Whether the server's postmaster is up."""
