@@ -116,3 +116,53 @@ def test_a_missing_xcb_library_is_named_with_its_package_instead_of_aborting(
     assert err.startswith("error: The studio window needs system libraries that are missing: ")
     assert "sudo apt-get install libxcb-cursor0 " in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.reliability
+def test_the_window_names_the_server_stays_usable_and_opens_settings(
+    qtbot: Any, context: _Context
+) -> None:
+    """Issue 14, PostgreSQL unreachable at start: the real question box, "Open Settings"."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from codetune_studio.ui.dialogs.settings import SettingsDialog
+
+    seen: dict[str, str] = {}
+
+    def answer_the_question() -> None:
+        # Read the box as the user would, then press "Open Settings".
+        boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
+        if not boxes or not boxes[0].isVisible():
+            QTimer.singleShot(20, answer_the_question)
+            return
+        box = boxes[0]
+        seen["text"] = box.text()
+        seen["informative"] = box.informativeText()
+        seen["buttons"] = ", ".join(b.text() for b in box.buttons())
+        (settings,) = [b for b in box.buttons() if b.text() == "Open Settings"]
+        settings.click()
+
+    notify.clear_history()
+    QTimer.singleShot(0, answer_the_question)
+    window = open_studio_window(context)  # the real question box
+    assert window is not None
+    qtbot.addWidget(window)
+    try:
+        assert seen["text"] == "Cannot reach PostgreSQL at 127.0.0.1:9/studio: connection refused."
+        assert "Start the server or fix the database URL in Settings" in seen["informative"]
+        assert str(context.paths.database_file) in seen["informative"]
+        assert "Use local store" in seen["buttons"]
+        assert "Quit" in seen["buttons"]
+        # Usable: the window is up on the local store, and says which server to fix where.
+        assert window.isVisible()
+        assert window.services.database_label.startswith("SQLite ")
+        warnings = [n.text for n in notify.history() if n.level == "warning"]
+        assert any("127.0.0.1:9" in t and "File > Settings" in t for t in warnings), warnings
+        # ...and Settings is open, on the database URL to fix.
+        dialog = window.findChild(SettingsDialog)
+        assert dialog is not None
+        assert dialog.isVisible()
+        dialog.close()
+    finally:
+        window.close()

@@ -4,7 +4,8 @@ The command line (``db status``, ``runs list``, ``train``) and the window are st
 configured PostgreSQL where nothing listens. Each says, in one line, which server it could not
 reach and what to do (start it, check the URL, or switch to the local database); the command
 line exits 2 without a traceback and starts nothing (no run row, no run folder, no local store
-made behind the user's back); the window stays usable on the local store and opens Settings.
+made behind the user's back). The window's side of the scenario is in
+``tests/qt/test_app_start.py`` (marked ``reliability``, so the report lists it too).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -108,80 +109,3 @@ def test_the_real_process_exits_2_with_one_line_and_no_traceback(tmp_path: Path)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     _assert_one_clear_line(result.stderr)
-
-
-@pytest.mark.gui
-def test_the_window_names_the_server_stays_usable_and_opens_settings(
-    qtbot: Any, isolated_dirs: Path
-) -> None:
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
-
-    from codetune_studio.core.paths import resolve_paths
-    from codetune_studio.secrets import MemorySecretStore
-    from codetune_studio.services.database import open_database
-    from codetune_studio.settings import SettingsStore
-    from codetune_studio.ui import notify
-    from codetune_studio.ui.app import create_application, open_studio_window
-    from codetune_studio.ui.dialogs.settings import SettingsDialog
-
-    paths = resolve_paths(isolated_dirs).ensure()
-
-    class Context:
-        settings_store = SettingsStore(paths.settings_file)
-        secrets = MemorySecretStore()
-        offline = True
-        database_url = UNREACHABLE
-
-        def __init__(self) -> None:
-            self.paths = paths
-
-        def open_database(self, *, upgrade: bool = True) -> Any:
-            return open_database(
-                UNREACHABLE,
-                sqlite_path=paths.database_file,
-                allow_fallback=False,
-                connect_timeout=1,
-                upgrade=upgrade,
-            )
-
-    create_application()
-    seen: dict[str, str] = {}
-
-    def answer_the_question() -> None:
-        # The real question box: read it as the user would, then press "Open Settings".
-        boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
-        if not boxes or not boxes[0].isVisible():
-            QTimer.singleShot(20, answer_the_question)
-            return
-        box = boxes[0]
-        seen["text"] = box.text()
-        seen["informative"] = box.informativeText()
-        seen["buttons"] = ", ".join(b.text() for b in box.buttons())
-        (settings,) = [b for b in box.buttons() if b.text() == "Open Settings"]
-        settings.click()
-
-    notify.clear_history()
-    QTimer.singleShot(0, answer_the_question)
-    window = open_studio_window(Context())  # type: ignore[arg-type]  # a partial context
-    assert window is not None
-    qtbot.addWidget(window)
-    try:
-        assert seen["text"] == f"Cannot reach PostgreSQL at {HOST_PORT}/team: connection refused."
-        assert "Start the server or fix the database URL in Settings" in seen["informative"]
-        assert "Use local store" in seen["buttons"]
-        assert "Quit" in seen["buttons"]
-        # Usable: the window is up on the local store, and says so.
-        assert window.isVisible()
-        assert window.services.database_label.startswith("SQLite ")
-        assert "SQLite" in window.database_label.text()
-        warnings = [n.text for n in notify.history() if n.level == "warning"]
-        assert any(HOST_PORT in t and "File > Settings" in t for t in warnings), warnings
-        assert all("canary-pw-4711" not in t for t in warnings)
-        # ...and Settings is open, to fix the URL.
-        dialog = window.findChild(SettingsDialog)
-        assert dialog is not None
-        assert dialog.isVisible()
-        dialog.close()
-    finally:
-        window.close()
