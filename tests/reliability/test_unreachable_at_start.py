@@ -37,7 +37,9 @@ def _assert_one_clear_line(err: str) -> None:
     lines = err.splitlines()
     assert len(lines) == 1, err
     line = lines[0]
-    assert line.startswith(f"error: Cannot reach PostgreSQL at {HOST_PORT}/team: connection refused.")
+    assert line.startswith(
+        f"error: Cannot reach PostgreSQL at {HOST_PORT}/team: connection refused."
+    )
     assert "Start the server" in line
     assert "check the database URL" in line
     assert "Settings" in line

@@ -194,7 +194,7 @@ def ask_database_choice(problem: str, local_store: Path) -> DatabaseChoice:
 
 def describe_unreachable(exc: StorageUnavailableError) -> str:
     """One line for the window: which server could not be reached, and why (no CLI flags)."""
-    from codetune_studio.storage.db import DatabaseUnreachableError
+    from codetune_studio.services.database import DatabaseUnreachableError
 
     if isinstance(exc, DatabaseUnreachableError):
         return f"Cannot reach PostgreSQL at {exc.target}: {exc.cause}."
