@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.database import open_database
 from codetune_studio.services.experiments import ExperimentService
-from tests.reliability.harness import Worker, event_kind, start_worker
+from tests.reliability.harness import TRIALS, Worker, event_kind, start_worker
 from tests.reliability.private_postgres import PrivateCluster, private_cluster
 from tests.trainer_helpers import save_tiny_model, write_completion_dataset, write_recipe
 
@@ -43,6 +43,8 @@ DOWN_S = 4.0
 DOWN_STEPS = 10
 #: Only under ``make reliability``; CI runs the restart variant (the same code path, faster).
 FULL_RUN = "CODETUNE_RELIABILITY_TRIALS" in os.environ
+#: One restart in CI; two of each variant under ``make reliability`` (TRIALS=20).
+RESTART_TRIALS = max(1, TRIALS // 10)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +170,9 @@ def _train_through_outage(
     return worker
 
 
+@pytest.mark.parametrize("trial", range(RESTART_TRIALS))
 def test_postgres_restarted_mid_run_loses_no_metric(
+    trial: int,
     cluster: PrivateCluster,
     assets: tuple[Path, Path],
     tmp_path: Path,
@@ -183,7 +187,9 @@ def test_postgres_restarted_mid_run_loses_no_metric(
 @pytest.mark.skipif(
     not FULL_RUN, reason="make reliability only; CI runs the restart variant of this scenario"
 )
+@pytest.mark.parametrize("trial", range(RESTART_TRIALS))
 def test_postgres_down_for_seconds_mid_run_loses_no_metric(
+    trial: int,
     cluster: PrivateCluster,
     assets: tuple[Path, Path],
     tmp_path: Path,
@@ -214,3 +220,23 @@ def test_postgres_down_for_seconds_mid_run_loses_no_metric(
     _train_through_outage(cluster, assets, tmp_path, down_then_up, record_property)
     assert "will retry" in worker_log.read_text()
     record_property("down for at least", f"{DOWN_S:g} s")
+
+
+def _fail_inside_a_cluster(seen: dict[str, Any]) -> None:
+    with private_cluster() as started:
+        seen["folder"], seen["url"] = started.folder, started.url("postgres")
+        assert _server_started_at(seen["url"]) is not None
+        raise RuntimeError("the test failed")
+
+
+def test_the_private_cluster_is_stopped_and_removed_when_a_test_fails() -> None:
+    seen: dict[str, Any] = {}
+    with pytest.raises(RuntimeError, match="the test failed"):
+        _fail_inside_a_cluster(seen)
+    assert not seen["folder"].exists()
+    engine = sa.create_engine(seen["url"], connect_args={"connect_timeout": 2})
+    try:
+        with pytest.raises(sa.exc.OperationalError), engine.connect():
+            pass  # nothing listens on its port any more
+    finally:
+        engine.dispose()
