@@ -179,7 +179,7 @@ def test_db_upgrade_reports_what_it_applied(capsys) -> None:
 
 def test_unreachable_postgres_is_one_line_naming_the_host_and_fallback_is_announced(capsys) -> None:
     url = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/test"
-    assert run_cli("--database", url, "db", "status") == 1
+    assert run_cli("--database", url, "db", "status") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Cannot reach PostgreSQL at 127.0.0.1:1/test")
     assert err.count("\n") == 1

@@ -17,8 +17,13 @@ from typing import Any
 
 import pytest
 
-#: Where the scenarios live: the kill/outage/concurrency suite and the plugin torture tests.
-PATHS = ["tests/reliability", "tests/integration/plugins/test_plugin_hostility.py"]
+#: Where the scenarios live: the kill/outage/concurrency suite, the plugin torture tests and
+#: the window started against an unreachable database.
+PATHS = [
+    "tests/reliability",
+    "tests/integration/plugins/test_plugin_hostility.py",
+    "tests/qt/test_app_start.py",
+]
 
 
 @dataclass

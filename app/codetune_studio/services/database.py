@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
     from codetune_studio.core.models import DatabaseStatus
 
-__all__ = ["DatabaseService", "OpenedDatabase", "open_database"]
+#: ``DatabaseUnreachableError`` is re-exported for the window, which may not import storage.
+__all__ = ["DatabaseService", "DatabaseUnreachableError", "OpenedDatabase", "open_database"]
 
 logger = logging.getLogger(__name__)
 

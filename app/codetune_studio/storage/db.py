@@ -59,11 +59,16 @@ _VERSION_TABLE = "alembic_version"
 _MIGRATION_LOCK_KEY = 0x636F646574756E65
 
 #: How long a studio waits for another one's schema upgrade before giving up.
-_MIGRATION_LOCK_TIMEOUT = "120s"
+_MIGRATION_LOCK_TIMEOUT_S = 120
+_MIGRATION_LOCK_TIMEOUT = f"{_MIGRATION_LOCK_TIMEOUT_S}s"
 
 _SQLITE_BUSY_TIMEOUT_MS = 5_000
 _CONNECTION_LOST = ("server closed", "terminating connection", "connection refused", "timeout")
-_FALLBACK_HINT = "or run with --fallback-sqlite to use the local store"
+#: What to do about an unreachable server, wherever the studio was started from.
+_UNREACHABLE_FIX = (
+    "Start the server or check the database URL, or switch to the local SQLite database "
+    "(File > Settings in the window, --fallback-sqlite on the command line)"
+)
 
 
 class DatabaseUnreachableError(StorageUnavailableError):
@@ -73,6 +78,9 @@ class DatabaseUnreachableError(StorageUnavailableError):
         target: ``host:port/database``, without credentials.
         cause: A short, password-free description of what went wrong.
     """
+
+    #: A setting to fix (the server or the URL), like a bad recipe: nothing was started.
+    exit_code = 2
 
     def __init__(self, message: str, *, target: str, cause: str) -> None:
         super().__init__(message)
@@ -385,8 +393,9 @@ class Database:
     def upgrade(self) -> tuple[str | None, str]:
         """Apply every pending migration.
 
-        On PostgreSQL the upgrade runs in one transaction that first takes an advisory lock, so
-        when two studios start at once the second waits, then finds the schema current.
+        The upgrade runs in one transaction that first takes a lock (an advisory lock on
+        PostgreSQL, the write lock on SQLite), so when several studios start at once on a fresh
+        database one applies the migrations and the others wait, then find the schema current.
 
         Returns:
             The revision before and after the upgrade.
@@ -409,6 +418,8 @@ class Database:
                     if self.dialect == "postgresql":
                         conn.execute(text(f"SET LOCAL lock_timeout = '{_MIGRATION_LOCK_TIMEOUT}'"))
                         conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+                    elif self.dialect == "sqlite":
+                        _begin_immediate(conn)
                     before = _stamped_revision(conn)
                     config.attributes["connection"] = conn
                     command.upgrade(config, "head")
@@ -421,7 +432,10 @@ class Database:
                 )
                 raise StorageError(msg) from exc
             except DBAPIError as exc:
-                if "lock timeout" in str(exc.orig).lower():
+                lowered = str(exc.orig).lower()
+                if "lock timeout" in lowered or (
+                    self.dialect == "sqlite" and "database is locked" in lowered
+                ):
                     msg = (
                         f"Another studio has been upgrading the schema of {self.url_masked} for "
                         f"over {_MIGRATION_LOCK_TIMEOUT}; wait for it to finish and start again."
@@ -548,12 +562,24 @@ class Database:
         return StorageError(f"Database error on {self.url_masked}: {detail}")
 
 
+def _begin_immediate(conn: Connection) -> None:
+    """Take SQLite's write lock before reading the schema revision.
+
+    Without it the Python driver starts no transaction before DDL, so two processes upgrading
+    a fresh file both find it empty and race to create the same tables. With it the second
+    waits here (up to the migration lock timeout) and then finds the schema at head. The DDL
+    that follows runs inside this transaction: SQLite's DDL is transactional.
+    """
+    conn.exec_driver_sql(f"PRAGMA busy_timeout={_MIGRATION_LOCK_TIMEOUT_S * 1000}")
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+
+
 def _unreachable(url: URL, cause: str) -> DatabaseUnreachableError:
     target = _target(url)
-    message = (
-        f"Cannot reach PostgreSQL at {target}: {cause}. Check that the server is running and "
-        f"the URL is right, {_FALLBACK_HINT}."
-    )
+    message = f"Cannot reach PostgreSQL at {target}: {cause}. {_UNREACHABLE_FIX}."
     return DatabaseUnreachableError(message, target=target, cause=cause)
 
 

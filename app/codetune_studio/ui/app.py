@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from datetime import UTC, datetime
+from enum import Enum, auto
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Qt, QUrl
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CrashHandler",
+    "DatabaseChoice",
     "StudioContext",
-    "ask_use_local_store",
+    "ask_database_choice",
+    "describe_unreachable",
     "open_studio_window",
     "run_studio",
 ]
@@ -147,46 +150,81 @@ class CrashHandler:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
-def ask_use_local_store(problem: str, local_store: Path) -> bool:
-    """Ask whether to use the local SQLite store because the configured database is unreachable.
+class DatabaseChoice(Enum):
+    """What the user wants when the configured database cannot be reached at start."""
+
+    #: Open the window on the local SQLite store for this session.
+    USE_LOCAL = auto()
+    #: The same, and open Settings at once to fix the database URL.
+    OPEN_SETTINGS = auto()
+    #: Do not start.
+    QUIT = auto()
+
+
+def ask_database_choice(problem: str, local_store: Path) -> DatabaseChoice:
+    """Ask what to do because the configured database is unreachable.
 
     Args:
-        problem: Why the database could not be reached.
+        problem: One line naming the server and what went wrong.
         local_store: The local SQLite file.
 
     Returns:
-        ``True`` to start on the local store, ``False`` to quit.
+        The user's choice.
     """
     box = QMessageBox()
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Database unreachable")
-    box.setText(f"{problem}\n\nUse the local SQLite store for this session instead?")
+    box.setText(problem)
     box.setInformativeText(
-        f"Local store: {local_store}. Runs recorded there are not shared "
-        "with your team. Change the database in File > Settings."
+        "Start the server or fix the database URL in Settings, or use the local SQLite store "
+        f"for this session ({local_store}; runs recorded there are not shared with your team)."
     )
+    settings = box.addButton("Open Settings", QMessageBox.ButtonRole.ActionRole)
     use_local = box.addButton("Use local store", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(settings)
     box.exec()
-    return box.clickedButton() is use_local
+    clicked = box.clickedButton()
+    if clicked is settings:
+        return DatabaseChoice.OPEN_SETTINGS
+    if clicked is use_local:
+        return DatabaseChoice.USE_LOCAL
+    return DatabaseChoice.QUIT
+
+
+def describe_unreachable(exc: StorageUnavailableError) -> str:
+    """One line for the window: which server could not be reached, and why (no CLI flags)."""
+    from codetune_studio.services.database import DatabaseUnreachableError
+
+    if isinstance(exc, DatabaseUnreachableError):
+        return f"Cannot reach PostgreSQL at {exc.target}: {exc.cause}."
+    return str(exc)
 
 
 def _open_database(
-    context: StudioContext, ask: Callable[[str, Path], bool] = ask_use_local_store
-) -> OpenedDatabase | None:
-    """Open the configured database; offer the local store when PostgreSQL is unreachable."""
+    context: StudioContext, ask: Callable[[str, Path], DatabaseChoice] = ask_database_choice
+) -> tuple[OpenedDatabase, DatabaseChoice] | None:
+    """Open the configured database; offer the local store when PostgreSQL is unreachable.
+
+    Returns:
+        The database and what the user chose (``USE_LOCAL`` when nothing was asked), or
+        ``None`` when the studio should not start.
+    """
     try:
-        return context.open_database()
+        return context.open_database(), DatabaseChoice.USE_LOCAL
     except StorageUnavailableError as exc:
-        if not ask(str(exc), context.paths.database_file):
+        problem = describe_unreachable(exc)
+        choice = ask(problem, context.paths.database_file)
+        if choice is DatabaseChoice.QUIT:
             return None
         from codetune_studio.services.database import OpenedDatabase, open_database
 
         opened = open_database(None, sqlite_path=context.paths.database_file, allow_fallback=False)
-        return OpenedDatabase(
-            opened.database,
-            fallback_reason=f"{exc} Using the local SQLite store at {context.paths.database_file}.",
+        reason = (
+            f"{problem} Using the local SQLite store at {context.paths.database_file} for this "
+            "session; start the server or fix the database URL in File > Settings."
         )
+        return OpenedDatabase(opened.database, fallback_reason=reason), choice
     except StorageError as exc:
         QMessageBox.critical(None, "Database problem", f"{exc}\n\nThe studio cannot start.")
         return None
@@ -317,22 +355,27 @@ def _exit_after_first_frame_if_asked(window: MainWindow, app: QApplication) -> N
 
 
 def open_studio_window(
-    context: StudioContext, *, ask_use_local: Callable[[str, Path], bool] = ask_use_local_store
+    context: StudioContext,
+    *,
+    ask: Callable[[str, Path], DatabaseChoice] = ask_database_choice,
 ) -> MainWindow | None:
     """Open the database (or the local store, if the user agrees) and show the window.
 
     Args:
         context: The command line's context.
-        ask_use_local: Asks whether to fall back to the local store when the configured
-            database is unreachable (tests answer it).
+        ask: Asks what to do when the configured database is unreachable (tests answer it).
 
     Returns:
         The shown window, or ``None`` when the studio cannot start (the user chose Quit).
     """
-    opened = _open_database(context, ask_use_local)
-    if opened is None:
+    answer = _open_database(context, ask)
+    if answer is None:
         return None
-    return _show_window(context, opened)
+    opened, choice = answer
+    window = _show_window(context, opened)
+    if choice is DatabaseChoice.OPEN_SETTINGS:
+        window.open_settings()
+    return window
 
 
 def _show_window(context: StudioContext, opened: OpenedDatabase) -> MainWindow:

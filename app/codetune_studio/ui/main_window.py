@@ -868,11 +868,16 @@ class MainWindow(QMainWindow):
 
     @safe_slot()
     def _on_settings_triggered(self) -> None:
+        self.open_settings()
+
+    def open_settings(self) -> QDialog:
+        """Show the Settings dialog (window-modal), as File > Settings does."""
         from codetune_studio.ui.dialogs.settings import SettingsDialog  # not on the start-up path
 
         dialog = SettingsDialog(self.services, self.settings_store, self)
         dialog.settings_saved.connect(self._on_settings_dialog_settings_saved)
         dialog.open()
+        return dialog
 
     @safe_slot()
     def _on_settings_dialog_settings_saved(self, settings: AppSettings) -> None:
