@@ -102,7 +102,7 @@ def test_a_local_worker_that_is_gone_is_lost_at_once_with_its_pid_and_log() -> N
     ]
     no_log = _run(2, silent_s=1, pid=4242, output_dir="/runs/b")
     assert find_stale_runs([no_log], NOW, host="here", is_alive=lambda pid: False)[0].reason == (
-        "worker process 4242 ended without finishing: see log /runs/b/worker.log"
+        "worker process 4242 ended without finishing: see its folder /runs/b"
     )
 
 

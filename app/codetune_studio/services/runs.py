@@ -156,8 +156,13 @@ def worker_ended_reason(run: Run) -> str:
     Returns:
         ``"worker process 4242 ended without finishing: see log /runs/x/worker.log"``.
     """
-    where = run.log_path or (f"{run.output_dir}/worker.log" if run.output_dir else "the studio log")
-    return f"worker process {run.pid} ended without finishing: see log {where}"
+    if run.log_path:
+        where = f"log {run.log_path}"
+    elif run.output_dir:
+        where = f"its folder {run.output_dir}"
+    else:
+        where = "the studio log"
+    return f"worker process {run.pid} ended without finishing: see {where}"
 
 
 def never_started_reason(last_seen: datetime) -> str:
