@@ -39,13 +39,16 @@ def test_the_cli_marks_a_run_whose_worker_died_as_failed(
     try:
         experiments = ExperimentService(opened.database)
         run = experiments.create_run("killed", {})
-        experiments.start_run(run.id, pid=_dead_pid())
+        dead = _dead_pid()
+        experiments.start_run(run.id, pid=dead)
         alive = experiments.create_run("alive", {})
         experiments.start_run(alive.id)  # this very process: alive, and it just beat
+        elsewhere = experiments.create_run("elsewhere", {})
+        experiments.start_run(elsewhere.id, pid=dead, host="another-machine")
         with opened.database.engine.begin() as conn:
             conn.execute(
                 sa.text("UPDATE runs SET heartbeat_at = :t WHERE id = :id"),
-                {"t": datetime.now(UTC) - timedelta(minutes=5), "id": run.id},
+                {"t": datetime.now(UTC) - timedelta(minutes=5), "id": elsewhere.id},
             )
     finally:
         opened.close()
@@ -56,8 +59,11 @@ def test_the_cli_marks_a_run_whose_worker_died_as_failed(
         experiments = ExperimentService(opened.database)
         lost = experiments.get_run(run.id)
         assert lost.status is RunStatus.FAILED
-        assert "stopped reporting" in (lost.error or "")
+        # Its worker is gone from this machine: lost at once, whatever the heartbeat said.
+        assert f"worker process {dead} ended without finishing" in (lost.error or "")
         assert experiments.get_run(alive.id).status is RunStatus.RUNNING
+        # On another machine the pid means nothing here: its silent heartbeat decides.
+        assert "stopped reporting" in (experiments.get_run(elsewhere.id).error or "")
     finally:
         opened.close()
 

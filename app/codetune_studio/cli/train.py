@@ -87,6 +87,10 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
         overrides.append(f"training.max_steps={args.max_steps}")
     if overrides:
         recipe = apply_overrides(recipe, overrides)
+    from codetune_studio.engine.starter import check_local_model
+
+    # A damaged or pickled model folder is a bad recipe (exit 2), not a failed run.
+    check_local_model(recipe.model, allow_pickle=recipe.allow_pickle)
     experiments = ExperimentService(context.open_database().database)
     runs = TrainingRunService(experiments, context.paths.runs_dir)
     planned = runs.plan(
@@ -97,6 +101,8 @@ def _run(args: argparse.Namespace, context: CliContext) -> int:
         any_owner=args.any_owner,
         overwrite=args.overwrite,
     )
+    # This process trains the run: where to look if it dies without a word.
+    runs.attach_worker(planned.run.id, log_path=context.log_file)
     echo(f"Run {planned.run.id}: writing to {planned.output_dir}")
     if planned.resume_from is not None:
         echo(f"Resuming from {planned.resume_from}")

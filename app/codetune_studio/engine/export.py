@@ -176,7 +176,14 @@ def inspect_source(folder: Path) -> SourceArtifact:
     folder = Path(folder).expanduser().resolve()
     adapter_config = folder / ADAPTER_CONFIG
     if adapter_config.is_file():
-        config = json.loads(adapter_config.read_text(encoding="utf-8"))
+        try:
+            config = json.loads(adapter_config.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ConfigError(
+                f"{adapter_config} is not readable JSON ({exc}); export the run's folder again"
+            ) from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"{adapter_config} is not a JSON object; export the run again")
         base = config.get("base_model_name_or_path")
         if not base:
             raise ConfigError(f"{adapter_config} names no base model (base_model_name_or_path)")
@@ -278,6 +285,22 @@ def _check_destination(out: Path) -> None:
         raise ConfigError(f"{out} already exists and is not empty; choose a new folder")
 
 
+def _check_loadable(source: SourceArtifact) -> None:
+    """The folders a merge loads are whole, ours and unpickled (a hub id is left to the hub)."""
+    from codetune_studio.engine.model_folder import (
+        PICKLE_HINT_CLI,
+        check_adapter_folder,
+        check_model_folder,
+    )
+
+    if source.kind == "peft":
+        check_adapter_folder(source.path)
+    if source.model_dir.is_dir():
+        check_model_folder(source.model_dir, pickle_hint=PICKLE_HINT_CLI)
+    elif source.kind == "full":
+        raise ConfigError(f"{source.model_dir} is not a folder; give the model folder")
+
+
 def _check_feasible(request: ExportRequest, source: SourceArtifact) -> None:
     if request.format == "adapter":
         if source.kind != "peft":
@@ -291,6 +314,7 @@ def _check_feasible(request: ExportRequest, source: SourceArtifact) -> None:
             f"a {source.peft_type} adapter cannot be merged into its base model (prompt tuning "
             "adds virtual tokens, not weights); export it with --format adapter"
         )
+    _check_loadable(source)
     needed = merge_memory_bytes(source)
     available = (
         request.available_memory if request.available_memory is not None else _available_memory()

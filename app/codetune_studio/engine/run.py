@@ -373,7 +373,11 @@ class _Session:
                 self.log(logging.INFO, "starter model: %s (%d/%d)", message, done, total)
 
         return resolve_model(
-            self.recipe.model, data_dir=data_dir, offline=offline, on_progress=on_progress
+            self.recipe.model,
+            data_dir=data_dir,
+            offline=offline,
+            on_progress=on_progress,
+            allow_pickle=self.recipe.allow_pickle,
         )
 
     def _load_tokenizer(self, model_path: str | Path, offline: bool) -> Any:

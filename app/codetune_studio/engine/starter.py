@@ -53,6 +53,7 @@ __all__ = [
     "build_tiny_model_and_tokenizer",
     "bundled_starter_dir",
     "cached_starter_dir",
+    "check_local_model",
     "ensure_starter_model",
     "is_starter_cached",
     "resolve_model",
@@ -214,20 +215,43 @@ def build_tiny_model_and_tokenizer(
     return Path(folder)
 
 
+def check_local_model(model: str, *, allow_pickle: bool = False) -> None:
+    """Check a recipe's ``model`` when it is a local folder (before a run is even planned).
+
+    Raises:
+        ConfigError: The folder is not a loadable, safe model folder.
+    """
+    local = Path(model).expanduser()
+    if model != "starter" and local.is_dir():
+        from codetune_studio.engine.model_folder import check_model_folder
+
+        try:
+            check_model_folder(local, allow_pickle=allow_pickle)
+        except ConfigError as exc:
+            raise ConfigError(f"model: {exc}") from None
+
+
 def resolve_model(
     model: str,
     *,
     data_dir: Path,
     offline: bool,
     on_progress: ProgressCallback | None = None,
+    allow_pickle: bool = False,
+    pickle_hint: str = "",
 ) -> Path | str:
     """Turn a recipe's ``model`` into something ``from_pretrained`` accepts.
+
+    A local folder is checked first (:func:`~codetune_studio.engine.model_folder.
+    check_model_folder`): damaged, foreign or pickled weights end in one line, not a traceback.
 
     Args:
         model: ``"starter"``, a local model folder, or a hub id.
         data_dir: The studio's data folder (for the starter model).
         offline: Whether the network may not be used.
         on_progress: Progress of a starter build, when one is needed.
+        allow_pickle: Accept a folder with only pickled ``pytorch_model.bin`` weights.
+        pickle_hint: What the user can do about pickled weights, in the caller's terms.
 
     Returns:
         A local folder, or a hub id (online, or offline when it is in the local cache).
@@ -240,11 +264,12 @@ def resolve_model(
         return ensure_starter_model(data_dir, on_progress=on_progress)
     local = Path(model).expanduser()
     if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise ConfigError(
-                f"model: {local} is a folder but not a model folder (no config.json); point to "
-                "the folder that save_pretrained wrote, or use 'starter'"
-            )
+        from codetune_studio.engine.model_folder import check_model_folder
+
+        try:
+            check_model_folder(local, allow_pickle=allow_pickle, pickle_hint=pickle_hint)
+        except ConfigError as exc:
+            raise ConfigError(f"model: {exc}") from None
         return local.resolve()
     if _looks_like_path(model):
         raise ConfigError(

@@ -85,6 +85,7 @@ class ExperimentService:
         dataset_id: int | None = None,
         resumed_from_id: int | None = None,
         parent_run_id: int | None = None,
+        pid: int | None = None,
     ) -> Run:
         """Create a PENDING run with a snapshot of its recipe.
 
@@ -98,6 +99,8 @@ class ExperimentService:
             dataset_id: The registered dataset it trains on.
             resumed_from_id: The run whose checkpoint it resumes.
             parent_run_id: The run it was cloned from.
+            pid: The process on ``host`` that will train or launch it: once that process is
+                gone, a run still PENDING is marked lost at once (``services.runs``).
 
         Returns:
             The new run.
@@ -113,6 +116,7 @@ class ExperimentService:
                 dataset_id=dataset_id,
                 resumed_from_id=resumed_from_id,
                 parent_run_id=parent_run_id,
+                pid=pid,
             )
             run = Run.model_validate(row, from_attributes=True)
         logger.info("Created run %s (%s)", run.id, run.name)
@@ -140,6 +144,33 @@ class ExperimentService:
                 pid=pid if pid is not None else os.getpid(),
                 host=host or current_host(),
                 total_steps=total_steps,
+            )
+            return Run.model_validate(row, from_attributes=True)
+
+    def record_worker(
+        self,
+        run_id: int,
+        *,
+        pid: int | None = None,
+        host: str | None = None,
+        log_path: str | None = None,
+    ) -> Run:
+        """Record the process starting a PENDING run (this one by default) and its log file.
+
+        Called by whoever launches the worker, right after it starts, and by the worker itself
+        as soon as it reaches the database, so a worker killed during start-up leaves a pid
+        that any studio process can find dead.
+
+        Raises:
+            NotFoundError: If the run does not exist.
+            ConflictError: If the run has already ended.
+        """
+        with self._uow() as session:
+            row = RunRepository(session).record_worker(
+                run_id,
+                pid=pid if pid is not None else os.getpid(),
+                host=host or current_host(),
+                log_path=log_path,
             )
             return Run.model_validate(row, from_attributes=True)
 

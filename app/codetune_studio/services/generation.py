@@ -150,18 +150,31 @@ def _from_database(
 def _from_folder(
     folder: Path, data_dir: Path, offline: bool, base_model: str | None, *, label: str
 ) -> ResolvedModel:
+    from codetune_studio.engine.model_folder import (
+        PICKLE_HINT_CLI,
+        check_adapter_folder,
+        check_model_folder,
+    )
     from codetune_studio.engine.starter import resolve_model as resolve_base
 
     if (folder / "adapter_config.json").is_file():
+        check_adapter_folder(folder)
         recorded = _adapter_base(folder)
         base = base_model or recorded
         if not base:
             raise ConfigError(f"{folder}: the adapter does not name its base model; pass one")
-        resolved = resolve_base(base, data_dir=data_dir, offline=offline)
+        resolved = resolve_base(
+            base, data_dir=data_dir, offline=offline, pickle_hint=PICKLE_HINT_CLI
+        )
         return ResolvedModel(str(resolved), folder, label)
     if (folder / "config.json").is_file():
+        # Before the generating child loads it: one line, not a traceback from that process.
+        check_model_folder(folder, pickle_hint=PICKLE_HINT_CLI)
         return ResolvedModel(str(folder), None, label)
-    raise ConfigError(f"{folder}: neither a model folder (config.json) nor an adapter folder")
+    raise ConfigError(
+        f"{folder}: neither a model folder (config.json) nor an adapter folder "
+        "(adapter_config.json); point to the folder a run or save_pretrained wrote"
+    )
 
 
 def _adapter_base(folder: Path) -> str | None:

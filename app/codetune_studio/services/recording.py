@@ -109,7 +109,14 @@ class RunRecorder:
             self._experiments.start_run(self.run_id, pid=os.getpid(), total_steps=total_steps)
         except StorageError as exc:
             logger.warning("could not mark run %s as running: %s", self.run_id, exc)
-        if self._heartbeat is None:
+        self.start_heartbeat()
+
+    def start_heartbeat(self) -> None:
+        """Start marking the run alive; starting twice is harmless.
+
+        Called from the run's start-up on, so loading a big model is not mistaken for silence.
+        """
+        if self._heartbeat is None and not self._finished:
             self._heartbeat = threading.Thread(
                 target=self._beat, name=f"run-{self.run_id}-heartbeat", daemon=True
             )

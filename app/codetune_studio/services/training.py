@@ -10,6 +10,7 @@ finished run a model version with its lineage.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from contextlib import contextmanager
@@ -181,6 +182,9 @@ class TrainingRunService:
             output_dir=str(folder),
             resumed_from_id=previous.id if previous else None,
             parent_run_id=parent_run_id,
+            # This process trains it (CLI) or launches its worker (window), which then records
+            # its own pid: either way a death before the first heartbeat is noticed at once.
+            pid=os.getpid(),
         )
         return PlannedRun(run=run, output_dir=folder, resume_from=checkpoint)
 
@@ -279,6 +283,7 @@ class TrainingRunService:
         from codetune_studio.engine.sinks import CompositeSink
 
         recorder = self.recorder(run.id)
+        recorder.start_heartbeat()  # model loading can take minutes: keep the run visibly alive
         try:
             result = run_training(
                 recipe,
@@ -300,6 +305,17 @@ class TrainingRunService:
         except CodetuneError as exc:
             logger.exception("could not register the model version of run %s", run.id)
             return RecordedRun(result, registration_error=str(exc))
+
+    def attach_worker(self, run_id: int, *, log_path: Path | None = None) -> Run:
+        """Record this process as the one starting a PENDING run (and where it logs).
+
+        Raises:
+            NotFoundError: If the run does not exist.
+            ConflictError: If the run has already ended (marked lost meanwhile, for example).
+        """
+        return self._experiments.record_worker(
+            run_id, log_path=str(log_path) if log_path is not None else None
+        )
 
     def recorder(self, run_id: int) -> RunRecorder:
         """The event sink that records a run's progress in the database."""

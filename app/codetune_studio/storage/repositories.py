@@ -222,8 +222,9 @@ class RunRepository(_Repository):
         dataset_id: int | None = None,
         resumed_from_id: int | None = None,
         parent_run_id: int | None = None,
+        pid: int | None = None,
     ) -> RunRow:
-        """Create a PENDING run.
+        """Create a PENDING run; ``pid`` is the process that will train or launch it.
 
         Returns:
             The new row, flushed.
@@ -239,6 +240,7 @@ class RunRepository(_Repository):
             dataset_id=dataset_id,
             resumed_from_id=resumed_from_id,
             parent_run_id=parent_run_id,
+            pid=pid,
             tags=[],
         )
         self._session.add(row)
@@ -274,6 +276,31 @@ class RunRepository(_Repository):
         row.heartbeat_at = now
         if total_steps is not None:
             row.total_steps = total_steps
+        self._session.flush()
+        return row
+
+    def record_worker(
+        self, run_id: int, *, pid: int, host: str, log_path: str | None = None
+    ) -> RunRow:
+        """Record which process on which host is starting a PENDING run, and where it logs.
+
+        A RUNNING run keeps the pid its worker recorded when it started (the launcher's pid may
+        be an ``accelerate launch`` parent); only a missing log path is filled in.
+
+        Raises:
+            NotFoundError: If the run does not exist.
+            ConflictError: If the run has ended (marked lost meanwhile, for example).
+        """
+        row = self.get(run_id)
+        if row.status.is_terminal:
+            msg = f"Run {row.name!r} cannot start: it is {row.status.value}, not PENDING."
+            raise ConflictError(msg)
+        if row.status is RunStatus.PENDING:
+            row.pid = pid
+            row.host = host
+            row.heartbeat_at = utcnow()  # a sign of life: the pid belongs to a process older
+        if log_path is not None and (row.status is RunStatus.PENDING or row.log_path is None):
+            row.log_path = log_path
         self._session.flush()
         return row
 

@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from codetune_studio.core.child_env import child_environment
-from codetune_studio.core.errors import StorageError
+from codetune_studio.core.errors import CodetuneError, StorageError
 from codetune_studio.core.events import (
     Event,
     LogRecorded,
@@ -229,6 +229,7 @@ class RunHost(QObject):
             self._finish(RunStatus.FAILED, reason, None)
             return
         logger.info("run %s: worker started, pid %s", self.run_id, self._process.pid)
+        self._record_worker(self._process.pid)
         self.started.emit(self._process.pid)
         self._timer = QTimer(self)
         self._timer.setInterval(self._poll_ms)
@@ -345,6 +346,20 @@ class RunHost(QObject):
             status, reason = RunStatus.FAILED, describe_exit(exit_code, self._stderr_tail)
         self._record(status, reason)
         self._finish(status, reason, exit_code)
+
+    def _record_worker(self, pid: int) -> None:
+        """Record the worker's pid and log, so a worker killed during start-up is noticed at once.
+
+        This runs in the host's thread, never the GUI's.
+        """
+        if self._experiments is None:
+            return
+        try:
+            self._experiments.record_worker(
+                self.run_id, pid=pid, log_path=str(self._spool / "worker.log")
+            )
+        except CodetuneError as exc:  # unreachable database, or the run ended meanwhile
+            logger.warning("run %s: could not record its worker: %s", self.run_id, exc)
 
     def _record(self, status: RunStatus, reason: str | None) -> None:
         """Write the outcome the worker could not write itself (it died, or was killed).

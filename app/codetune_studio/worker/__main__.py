@@ -129,7 +129,8 @@ def _recorded_run(
     if not args.run_id.isdigit():
         raise ConfigError(f"--record needs a database run id, got {args.run_id!r}")
     runs = stack.enter_context(open_training_runs(args.database, data_dir=data_dir))
-    return runs, runs.get_run(int(args.run_id))
+    # Before the slow imports and the model: a kill from here on leaves our pid to find dead.
+    return runs, runs.attach_worker(int(args.run_id))
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
