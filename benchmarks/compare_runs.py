@@ -5,7 +5,11 @@ Measures, in one process:
 * **Comparison under load**: 100 recorded runs of 5,000 steps each (loss, tokens and epoch per
   step) are compared in the window while a real worker trains; a 20 ms ``QTimer`` on the GUI
   thread records how late each tick fires while the comparison loads and redraws by step, tokens
-  seen and epoch (p50, p99, max), and how long until every curve is drawn.
+  seen and epoch (p50, p99, max), and how long until every curve is drawn. Those wall-clock
+  figures move with whatever else the machine runs, so it also reports figures a loaded machine
+  barely moves: the GUI thread's CPU time between two beats (``time.thread_time``), the GUI
+  thread's total CPU, the longest single handler or plot paint of the comparison dialog itself
+  (``dialog_gui_cpu``), and the load average at the start and the end.
 * **Following a run, per poll**: the database statements and rows one poll of a followed run
   costs, the way the monitor polled before (every whole curve again) and now (only the points
   after the last step shown), at the end of a 5,000-step run with 10 new steps per poll.
@@ -13,7 +17,7 @@ Measures, in one process:
 Usage::
 
     .venv/bin/python benchmarks/compare_runs.py [--runs 100] [--points 5000] [--seconds 20]
-        [--database URL] [--no-training]
+        [--database URL] [--no-training] [--data-dir DIR --reuse]
 
 The worker trains a tiny starter model (built once into the benchmark's data folder).
 """
@@ -174,6 +178,8 @@ def compare_under_load(
     timer.setInterval(HEARTBEAT_MS)
     timer.timeout.connect(beat)
     timer.start()
+    meter = _DialogSlices()
+    meter.install()
     gui_cpu_start, process_cpu_start = time.thread_time(), time.process_time()
     started = time.perf_counter()
     dialog = window.compare_runs(run_ids)
@@ -190,6 +196,7 @@ def compare_under_load(
     QTimer.singleShot(int(seconds * 1000), app.quit)
     app.exec()
     timer.stop()
+    meter.uninstall()
     gui_cpu = time.thread_time() - gui_cpu_start
     process_cpu = time.process_time() - process_cpu_start
     window.close()
@@ -212,7 +219,77 @@ def compare_under_load(
         "gui_cpu_three_axis_switches_s": round(gui_cpu_axes, 3),
         "gui_cpu_total_s": round(gui_cpu, 3),
         "process_cpu_total_s": round(process_cpu, 3),
+        # Load-insensitive and the comparison's own: each handler or plot paint of the dialog.
+        "dialog_gui_cpu": meter.summary(),
     }
+
+
+class _DialogSlices:
+    """GUI-thread CPU of the comparison dialog's own work, one figure per handler call or paint.
+
+    Wraps, for the measurement only, the dialog's slots (``_on_*``), its drawing steps and the
+    paint of plots inside a comparison window, timing each outermost call with
+    ``time.thread_time``: the rest of the window (the monitor following the training run) does not
+    count, and neither does time spent waiting for a CPU or for the GIL.
+    """
+
+    def __init__(self) -> None:
+        self.slices: dict[str, list[float]] = {}
+        self._depth = 0
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        from pyqtgraph.widgets.GraphicsView import GraphicsView
+
+        from codetune_studio.ui.compare_dialog import CompareDialog
+
+        for name in vars(CompareDialog):
+            if name.startswith("_on_") or name in ("_redraw", "_draw_some"):
+                self._wrap(CompareDialog, name, name, lambda _self: True)
+        self._wrap(
+            GraphicsView,
+            "paintEvent",
+            "paint",
+            lambda view: isinstance(view.window(), CompareDialog),
+        )
+
+    def uninstall(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+
+    def _wrap(self, owner: Any, name: str, label: str, counts: Any) -> None:
+        original = getattr(owner, name)
+        meter = self
+
+        def timed(this: Any, *args: Any, **kwargs: Any) -> Any:
+            if meter._depth or not counts(this):
+                return original(this, *args, **kwargs)
+            meter._depth += 1
+            started = time.thread_time()
+            try:
+                return original(this, *args, **kwargs)
+            finally:
+                meter._depth -= 1
+                meter.slices.setdefault(label, []).append(time.thread_time() - started)
+
+        self._undo.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def summary(self) -> dict[str, Any]:
+        every = [value for values in self.slices.values() for value in values]
+        return {
+            "longest_slice_ms": round(max(every, default=0.0) * 1000, 1),
+            "total_cpu_s": round(sum(every), 3),
+            "calls": len(every),
+            "by_kind": {
+                label: {
+                    "calls": len(values),
+                    "max_ms": round(max(values) * 1000, 1),
+                    "total_ms": round(sum(values) * 1000, 1),
+                }
+                for label, values in sorted(self.slices.items())
+            },
+        }
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
