@@ -29,7 +29,11 @@ def _runs(services: StudioServices, count: int) -> list[int]:
     """Ended runs whose best eval loss falls with their index (the last one is best)."""
     ids = []
     for index in range(count):
-        recipe = {"model": "tiny-model", "dataset": {"path": "d.jsonl"}, "training": {"seed": index}}
+        recipe = {
+            "model": "tiny-model",
+            "dataset": {"path": "d.jsonl"},
+            "training": {"seed": index},
+        }
         run = services.experiments.create_run(f"run-{index}", recipe)
         services.experiments.start_run(run.id, pid=1, total_steps=STEPS)
         services.experiments.record_metrics(
@@ -111,7 +115,8 @@ def test_thirty_long_runs_arrive_thinned_in_one_item_per_colour(
     best = items["best"]
     assert dialog.comparison.best_run_id == run_ids[-1]
     assert best.opts["pen"].widthF() == 3
-    assert best.xData[0] == 1 and best.xData[-1] == STEPS
+    assert best.xData[0] == 1
+    assert best.xData[-1] == STEPS
     assert best.yData.max() == SPIKE
     assert dialog.best_label.text() == f"Best by eval_loss: ★ run {run_ids[-1]}"
     dialog.close()
@@ -127,7 +132,8 @@ def test_switching_the_axis_hands_over_the_arrays_built_for_it(
     qtbot.waitUntil(lambda: best.xData[-1] == STEPS * TOKENS_PER_STEP, timeout=10_000)
     assert dialog._plot.getPlotItem().getAxis("bottom").labelText == "tokens seen"
     x_range, _ = dialog._plot.getPlotItem().getViewBox().viewRange()
-    assert x_range[0] <= TOKENS_PER_STEP and x_range[1] >= STEPS * TOKENS_PER_STEP
+    assert x_range[0] <= TOKENS_PER_STEP
+    assert x_range[1] >= STEPS * TOKENS_PER_STEP
     # The axis switch reused what the worker built: nothing was built again.
     assert built_on == [False]
     dialog.close()

@@ -32,7 +32,8 @@ def test_thinning_bounds_the_points_and_keeps_the_ends_and_a_spike() -> None:
     thin_x, thin_y = peak_decimate(xs, ys, 500)
     assert len(thin_x) <= 2 * 500 + 4
     assert (thin_x[0], thin_x[-1]) == (1, 5000)
-    assert thin_y.max() == 40.0 and thin_y.min() == -40.0
+    assert thin_y.max() == 40.0
+    assert thin_y.min() == -40.0
     assert np.all(np.diff(thin_x) > 0), "points stay in order"
     # Every kept point is a real point of the curve.
     assert np.array_equal(thin_y, ys[(thin_x - 1).astype(int)])
@@ -75,9 +76,11 @@ def test_few_runs_get_a_layer_each_and_every_axis_its_own_arrays() -> None:
     tokens = data.axes["tokens"]
     assert [layer.key for layer in tokens.layers] == ["run:2", "run:1"]
     assert [layer.colour for layer in tokens.layers] == [0, 1]
-    assert tokens.bounds is not None and tokens.bounds[1] == 30_000.0
+    assert tokens.bounds is not None
+    assert tokens.bounds[1] == 30_000.0
     assert tokens.layer_of(2) is tokens.layers[0]
     assert tokens.layers[0].ys.max() == 50.0
     epoch_run_1 = data.axes["epoch"].layer_of(1)
-    assert epoch_run_1 is not None and len(epoch_run_1.xs) == 290
+    assert epoch_run_1 is not None
+    assert len(epoch_run_1.xs) == 290
     assert data.axes["epoch"].drawn_runs == [2, 1]
