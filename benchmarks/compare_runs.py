@@ -5,7 +5,11 @@ Measures, in one process:
 * **Comparison under load**: 100 recorded runs of 5,000 steps each (loss, tokens and epoch per
   step) are compared in the window while a real worker trains; a 20 ms ``QTimer`` on the GUI
   thread records how late each tick fires while the comparison loads and redraws by step, tokens
-  seen and epoch (p50, p99, max), and how long until every curve is drawn.
+  seen and epoch (p50, p99, max), and how long until every curve is drawn. Those wall-clock
+  figures move with whatever else the machine runs, so it also reports figures a loaded machine
+  barely moves: the GUI thread's CPU time between two beats (``time.thread_time``), the GUI
+  thread's total CPU, the longest single handler or plot paint of the comparison dialog itself
+  (``dialog_gui_cpu``), and the load average at the start and the end.
 * **Following a run, per poll**: the database statements and rows one poll of a followed run
   costs, the way the monitor polled before (every whole curve again) and now (only the points
   after the last step shown), at the end of a 5,000-step run with 10 new steps per poll.
@@ -13,7 +17,7 @@ Measures, in one process:
 Usage::
 
     .venv/bin/python benchmarks/compare_runs.py [--runs 100] [--points 5000] [--seconds 20]
-        [--database URL] [--no-training]
+        [--database URL] [--no-training] [--data-dir DIR --reuse]
 
 The worker trains a tiny starter model (built once into the benchmark's data folder).
 """
@@ -93,6 +97,7 @@ def follow_cost(database: Any, experiments: Any, points: int) -> dict[str, Any]:
     from sqlalchemy import event
 
     from codetune_studio.core.models import MetricPoint
+    from codetune_studio.core.status import RunStatus
 
     run = experiments.create_run("followed", {"model": "starter", "dataset": {"path": "x"}})
     experiments.start_run(run.id, pid=1, total_steps=points)
@@ -125,13 +130,20 @@ def follow_cost(database: Any, experiments: Any, points: int) -> dict[str, Any]:
     result["run_steps"] = points
     result["metrics"] = len(names)
     result["new_steps_per_poll"] = 10
+    # Ended, or the window would follow it as a live run and plot it while the comparison runs.
+    experiments.finish_run(run.id, RunStatus.FINISHED)
     return result
 
 
 def compare_under_load(
     services: Any, run_ids: list[int], seconds: float, *, train: bool
 ) -> dict[str, Any]:
-    """Heartbeat lateness while a comparison of ``run_ids`` loads and redraws."""
+    """Heartbeat lateness and GUI-thread CPU while a comparison of ``run_ids`` loads and redraws.
+
+    Wall-clock lateness depends on everything else the machine runs; the GUI thread's own CPU
+    time (``time.thread_time``) between two beats does not, so the longest such slice says how
+    long the window's own work held the event loop, however loaded the machine is.
+    """
     from PySide6.QtCore import QElapsedTimer, QTimer
 
     from codetune_studio.settings import SettingsStore
@@ -144,51 +156,157 @@ def compare_under_load(
     window.show()
     shown: list[bool] = []
     window.first_frame_shown.connect(lambda: shown.append(True))
-    while not shown:
-        app.processEvents()
+    _wait_until(app, lambda: bool(shown))
     if train:
         window.start_training(_training_recipe())
         _wait(app, 8.0)  # past the worker's imports, into training
     else:
         _wait(app, 3.0)  # past the deferred start-up work (the monitor's plots)
     lateness: list[float] = []
+    slices: list[float] = []
     clock = QElapsedTimer()
     clock.start()
-    last = [clock.nsecsElapsed()]
+    last = [clock.nsecsElapsed(), time.thread_time()]
 
     def beat() -> None:
-        now = clock.nsecsElapsed()
+        now, cpu = clock.nsecsElapsed(), time.thread_time()
         lateness.append(max(0.0, (now - last[0]) / 1e6 - HEARTBEAT_MS))
-        last[0] = now
+        slices.append((cpu - last[1]) * 1000)
+        last[0], last[1] = now, cpu
 
     timer = QTimer()
     timer.setInterval(HEARTBEAT_MS)
     timer.timeout.connect(beat)
     timer.start()
+    meter = _DialogSlices()
+    meter.install()
+    gui_cpu_start, process_cpu_start = time.thread_time(), time.process_time()
     started = time.perf_counter()
     dialog = window.compare_runs(run_ids)
-    while not (dialog.comparison is not None and dialog.curves):
-        app.processEvents()
+    _wait_until(app, lambda: dialog.comparison is not None and bool(dialog.curves))
     loaded_s = time.perf_counter() - started
+    _wait_until(app, lambda: len(dialog.plotted_runs()) == len(run_ids))
+    drawn_s = time.perf_counter() - started
+    gui_cpu_drawn = time.thread_time() - gui_cpu_start
     for axis in ("tokens", "epoch", "step"):
         dialog.axis_combo.setCurrentText(axis)
         _wait(app, 1.0)
     plotted = len(dialog.plotted_runs())
+    gui_cpu_axes = time.thread_time() - gui_cpu_start - gui_cpu_drawn
     QTimer.singleShot(int(seconds * 1000), app.quit)
     app.exec()
     timer.stop()
+    meter.uninstall()
+    gui_cpu = time.thread_time() - gui_cpu_start
+    process_cpu = time.process_time() - process_cpu_start
     window.close()
     ordered = sorted(lateness)
+    ordered_slices = sorted(slices)
     return {
         "runs": len(run_ids),
         "plotted_runs": plotted,
         "training": train,
-        "loaded_and_drawn_s": round(loaded_s, 2),
+        "loaded_s": round(loaded_s, 2),
+        "loaded_and_drawn_s": round(drawn_s, 2),
         "beats": len(ordered),
         "p50_ms": round(statistics.median(ordered), 2),
-        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
+        "p99_ms": round(_percentile(ordered, 0.99), 2),
         "max_ms": round(ordered[-1], 2),
+        # Load-insensitive: the GUI thread's own CPU time.
+        "gui_cpu_between_beats_p99_ms": round(_percentile(ordered_slices, 0.99), 2),
+        "gui_cpu_between_beats_max_ms": round(ordered_slices[-1], 2),
+        "gui_cpu_until_drawn_s": round(gui_cpu_drawn, 3),
+        "gui_cpu_three_axis_switches_s": round(gui_cpu_axes, 3),
+        "gui_cpu_total_s": round(gui_cpu, 3),
+        "process_cpu_total_s": round(process_cpu, 3),
+        # Load-insensitive and the comparison's own: each handler or plot paint of the dialog.
+        "dialog_gui_cpu": meter.summary(),
     }
+
+
+class _DialogSlices:
+    """GUI-thread CPU of the comparison dialog's own work, one figure per handler call or paint.
+
+    Wraps, for the measurement only, the dialog's slots (``_on_*``), its drawing steps and the
+    paint of plots inside a comparison window, timing each outermost call with
+    ``time.thread_time``: the rest of the window (the monitor following the training run) does not
+    count, and neither does time spent waiting for a CPU or for the GIL.
+    """
+
+    def __init__(self) -> None:
+        self.slices: dict[str, list[float]] = {}
+        self._depth = 0
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        from pyqtgraph.widgets.GraphicsView import GraphicsView
+
+        from codetune_studio.ui.compare_dialog import CompareDialog
+
+        for name in vars(CompareDialog):
+            if name.startswith("_on_") or name in ("_redraw", "_draw_some"):
+                self._wrap(CompareDialog, name, name, lambda _self: True)
+        self._wrap(
+            GraphicsView,
+            "paintEvent",
+            "paint",
+            lambda view: isinstance(view.window(), CompareDialog),
+        )
+
+    def uninstall(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+
+    def _wrap(self, owner: Any, name: str, label: str, counts: Any) -> None:
+        original = getattr(owner, name)
+        meter = self
+
+        def timed(this: Any, *args: Any, **kwargs: Any) -> Any:
+            if meter._depth or not counts(this):
+                return original(this, *args, **kwargs)
+            meter._depth += 1
+            started = time.thread_time()
+            try:
+                return original(this, *args, **kwargs)
+            finally:
+                meter._depth -= 1
+                meter.slices.setdefault(label, []).append(time.thread_time() - started)
+
+        self._undo.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def summary(self) -> dict[str, Any]:
+        every = [value for values in self.slices.values() for value in values]
+        return {
+            "longest_slice_ms": round(max(every, default=0.0) * 1000, 1),
+            "total_cpu_s": round(sum(every), 3),
+            "calls": len(every),
+            "by_kind": {
+                label: {
+                    "calls": len(values),
+                    "max_ms": round(max(values) * 1000, 1),
+                    "total_ms": round(sum(values) * 1000, 1),
+                }
+                for label, values in sorted(self.slices.items())
+            },
+        }
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[int(fraction * (len(ordered) - 1))]
+
+
+def _end_leftover_runs(experiments: Any, runs: list[Any]) -> None:
+    """End runs earlier calls left RUNNING (a killed call's training, an old follow run).
+
+    The window follows the newest RUNNING run at start-up; a leftover one would be plotted by
+    the monitor during the measurement and count against the comparison.
+    """
+    from codetune_studio.core.status import RunStatus
+
+    for run in runs:
+        if run.status == RunStatus.RUNNING:
+            experiments.finish_run(run.id, RunStatus.FAILED, error="left over by a benchmark")
 
 
 def _ensure_tiny_starter(data_dir: Path) -> None:
@@ -205,7 +323,12 @@ def _ensure_tiny_starter(data_dir: Path) -> None:
 
 def _wait(app: Any, seconds: float) -> None:
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    _wait_until(app, lambda: time.perf_counter() >= end)
+
+
+def _wait_until(app: Any, done: Any) -> None:
+    # Sleeping between turns, so the waiting itself adds no GUI-thread CPU to the figures.
+    while not done():
         app.processEvents()
         time.sleep(0.005)
 
@@ -253,7 +376,9 @@ def main() -> None:
     opened = open_database(args.database, sqlite_path=paths.database_file, allow_fallback=False)
     experiments = ExperimentService(opened.database)
     started = time.perf_counter()
-    existing = [r.id for r in experiments.list_runs(limit=None) if r.name.startswith("bench-")]
+    stored = experiments.list_runs(limit=None)
+    existing = [r.id for r in stored if r.name.startswith("bench-")]
+    _end_leftover_runs(experiments, stored)
     if args.reuse and len(existing) >= args.runs:
         run_ids = sorted(existing)[: args.runs]
     else:
@@ -268,12 +393,17 @@ def main() -> None:
         database_url=opened.database.connection_url if args.database else None,
         offline=True,
     )
+    load_start = os.getloadavg()
     compare = compare_under_load(services, run_ids, args.seconds, train=not args.no_training)
+    load_end = os.getloadavg()
     opened.close()
     print(
         json.dumps(
             {
                 "dialect": opened.database.dialect,
+                "cpus": os.cpu_count(),
+                "loadavg_1_5_15_start": [round(x, 2) for x in load_start],
+                "loadavg_1_5_15_end": [round(x, 2) for x in load_end],
                 "populate_s": populate_s,
                 "compare": compare,
                 "follow_poll": follow,

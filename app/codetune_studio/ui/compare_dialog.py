@@ -1,11 +1,15 @@
 """Comparing runs: curves overlaid by step, tokens seen or epoch, the recipe diff, the results.
 
 Everything is read in two background calls (the comparison, then every curve of the chosen
-metric in one query); switching the axis redraws from memory without touching the database.
+metric in one query). The second also builds the plot's arrays for every x axis, thinned to the
+plot's width and, past a dozen runs, joined into one item per colour
+(:mod:`codetune_studio.ui.compare_plot`): the GUI thread only hands ready arrays to a few plot
+items and sets the range once, and switching the axis does the same from memory.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -27,26 +31,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from codetune_studio.core.comparison import AXES, x_values
+from codetune_studio.core.comparison import AXES
 from codetune_studio.ui.plotting import new_plot_widget
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
     from codetune_studio.core.comparison import Axis, Comparison, Curve
+    from codetune_studio.ui.compare_plot import ComparePlotData, PlotLayer
     from codetune_studio.ui.studio_services import StudioServices
 
 __all__ = ["CompareDialog"]
 
-#: x and y arrays of one run's curve, per x axis.
-_Series = dict[str, tuple[Any, Any]]
-_EMPTY: tuple[float, ...] = ()
-#: Longest the GUI thread spends drawing curves before letting other events through.
-_SLICE_S = 0.015
+#: Longest the GUI thread spends handing arrays to plot items before letting other events through.
+_SLICE_S = 0.010
 #: Points per curve read for the plot (thinned in the database; a plot shows no more).
 _MAX_POINTS = 1000
-#: A legend beyond this many runs hides the plot; the results table names them instead.
-_LEGEND_MAX_RUNS = 12
+#: The key of the item that draws the best run over the others when curves share items.
+_BEST_KEY = "best"
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +96,10 @@ class CompareDialog(QDialog):
         self.curves: list[Curve] = []
         self._tasks: list[TaskHandle] = []
         self._plot: Any = None
-        self._series: dict[int, _Series] = {}
-        self._items: dict[int, Any] = {}
-        self._pending: list[int] = []
+        self._data: ComparePlotData | None = None
+        self._items: dict[str, Any] = {}
+        self._pending: list[PlotLayer] = []
+        self._drawn: list[int] = []
         self._generation = 0
         self._build_ui()
         self.axis_combo.currentTextChanged.connect(self._on_axis_combo_changed)
@@ -159,10 +162,12 @@ class CompareDialog(QDialog):
         metric = self.metric_combo.currentText()
         self._tasks.append(
             run_in_thread(
-                _fetch_series,
+                _fetch_plot_data,
                 self.services,
                 self.run_ids,
                 metric,
+                max(self.plot_holder.width(), self.width()),
+                len(_PALETTE),
                 on_return=self._on_curves_returned,
             )
         )
@@ -199,15 +204,15 @@ class CompareDialog(QDialog):
         self.best_label.setText(
             f"Best by {comparison.metric}: ★ run {best}" if best is not None else "No best run yet"
         )
-        self._redraw()
+        if not self._pending:
+            self._show_best()  # else the drawing in progress marks it when done
 
     @safe_slot()
-    def _on_curves_returned(self, result: tuple[str, list[Curve], dict[int, _Series]]) -> None:
-        metric, curves, series = result
-        if metric != self.metric_combo.currentText():
+    def _on_curves_returned(self, data: ComparePlotData) -> None:
+        if data.metric != self.metric_combo.currentText():
             return  # an older request; the newer one follows
-        self.curves = curves
-        self._series = series
+        self.curves = data.curves
+        self._data = data
         self._redraw()
 
     @safe_slot()
@@ -235,59 +240,121 @@ class CompareDialog(QDialog):
         return self._plot
 
     def _redraw(self) -> None:
-        """Point every run's curve at the chosen axis, a few runs per event-loop turn.
+        """Hand every layer's ready arrays for the chosen axis to its item, a few per turn.
 
-        Curves are created once and then only get new data, and the work is sliced so that a
-        comparison of a hundred long runs never holds the GUI thread for long.
+        Items are created once and then only get new data; autorange stays off while they do
+        (else every item's new data re-bounds all the others) and the range is set once, from
+        bounds computed off the GUI thread, with one repaint at the end.
         """
         plot = self._ensure_plot()
         axis: Axis = self.axis_combo.currentText()  # type: ignore[assignment]
         plot.setLabel("bottom", _AXIS_LABELS[axis])
         plot.setLabel("left", self.metric_combo.currentText())
-        if plot.getPlotItem().legend is None and 0 < len(self.run_ids) <= _LEGEND_MAX_RUNS:
-            plot.addLegend()
-        self._pending = [curve.run_id for curve in self.curves]
         self._generation += 1
-        # One repaint once every curve has its data, not one per slice: with a hundred runs a
-        # repaint is the expensive part.
+        if self._data is None:
+            return
+        if self._data.per_run and plot.getPlotItem().legend is None:
+            plot.addLegend()
+        layers = self._data.axes[axis].layers
+        wanted = {layer.key for layer in layers}
+        # Curves of a metric some runs lack: items left from the previous one are emptied.
+        for key, item in self._items.items():
+            if key not in wanted and key != _BEST_KEY:
+                item.setData([], [])
+        self._pending = list(layers)
+        self._drawn = []
+        plot.disableAutoRange()
         plot.setUpdatesEnabled(False)
         self._draw_some(self._generation)
 
     def _draw_some(self, generation: int) -> None:
-        if generation != self._generation or self._plot is None:
+        if generation != self._generation or self._plot is None or self._data is None:
             return  # a newer redraw took over
-        import pyqtgraph as pg
-
-        axis = self.axis_combo.currentText()
         started = time.perf_counter()
         while self._pending and time.perf_counter() - started < _SLICE_S:
-            run_id = self._pending.pop(0)
-            xs, ys = self._series.get(run_id, {}).get(axis, (_EMPTY, _EMPTY))
-            item = self._items.get(run_id)
+            layer = self._pending.pop(0)
+            item = self._items.get(layer.key)
             if item is None:
-                index = self.run_ids.index(run_id)
-                best = self.comparison is not None and self.comparison.best_run_id == run_id
-                pen = pg.mkPen(_PALETTE[index % len(_PALETTE)], width=3 if best else 1.5)
-                # Antialiasing a hundred curves costs more than it shows.
-                smooth = len(self.run_ids) <= _LEGEND_MAX_RUNS
-                item = self._plot.plot(name=self._run_label(run_id), pen=pen, antialias=smooth)
-                item.setClipToView(True)
-                item.setDownsampling(auto=True, method="peak")
-                self._items[run_id] = item
-            item.setData(xs, ys)
+                item = self._new_item(layer)
+                self._items[layer.key] = item
+            item.setData(layer.xs, layer.ys, connect=layer.connect)
         if self._pending:
-            QTimer.singleShot(0, lambda: self._draw_some(generation))
-        else:
-            self._plot.setUpdatesEnabled(True)
-            self._plot.update()
+            QTimer.singleShot(0, self, functools.partial(self._draw_some, generation))
+            return
+        axis: Axis = self.axis_combo.currentText()  # type: ignore[assignment]
+        plotted = self._data.axes[axis]
+        self._show_best()
+        if plotted.bounds is not None:
+            x_min, x_max, y_min, y_max = plotted.bounds
+            self._plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max))
+        self._drawn = plotted.drawn_runs
+        self._plot.setUpdatesEnabled(True)
+        self._plot.update()
+
+    def _new_item(self, layer: PlotLayer) -> Any:
+        import pyqtgraph as pg
+
+        per_run = self._data is not None and self._data.per_run
+        run_id = layer.run_ids[0] if per_run and layer.run_ids else None
+        item = pg.PlotDataItem(
+            pen=pg.mkPen(_PALETTE[layer.colour % len(_PALETTE)], width=1.5 if per_run else 1),
+            name=self._run_label(run_id) if run_id is not None else None,
+            # Arrays arrive finite and thinned to the plot's width; antialiasing a hundred
+            # curves costs more than it shows.
+            skipFiniteCheck=True,
+            antialias=per_run,
+        )
+        self._plot.addItem(item)
+        return item
+
+    def _show_best(self) -> None:
+        """Draw the best run's curve thicker, above the others (and star it in the legend)."""
+        if self._plot is None or self._data is None or self.comparison is None:
+            return
+        import pyqtgraph as pg
+
+        best = self.comparison.best_run_id
+        axis: Axis = self.axis_combo.currentText()  # type: ignore[assignment]
+        if self._data.per_run:
+            self._restyle_per_run_items(best)
+            return
+        layer = self._data.axes[axis].layer_of(best) if best is not None else None
+        overlay = self._items.get(_BEST_KEY)
+        if layer is None or best is None:
+            if overlay is not None:
+                overlay.setData([], [])
+            return
+        if overlay is None:
+            overlay = pg.PlotDataItem(skipFiniteCheck=True, antialias=True)
+            overlay.setZValue(1)
+            self._plot.addItem(overlay)
+            self._items[_BEST_KEY] = overlay
+        overlay.setPen(pg.mkPen(_PALETTE[layer.colour % len(_PALETTE)], width=3))
+        xs, ys = layer.run_data(best)
+        overlay.setData(xs, ys)
+
+    def _restyle_per_run_items(self, best: int | None) -> None:
+        import pyqtgraph as pg
+
+        legend = self._plot.getPlotItem().legend
+        for run_id in self.run_ids:
+            item = self._items.get(f"run:{run_id}")
+            if item is None:
+                continue
+            colour = _PALETTE[self.run_ids.index(run_id) % len(_PALETTE)]
+            item.setPen(pg.mkPen(colour, width=3 if run_id == best else 1.5))
+            item.setZValue(1 if run_id == best else 0)
+            label = legend.getLabel(item) if legend is not None else None
+            if label is not None:
+                label.setText(self._run_label(run_id))
 
     def plotted_runs(self) -> list[int]:
         """The runs whose curve is drawn (with at least one point)."""
-        return [
-            run_id
-            for run_id, item in self._items.items()
-            if item.xData is not None and len(item.xData)
-        ]
+        return list(self._drawn)
+
+    def plot_items(self) -> dict[str, Any]:
+        """The plot's curve items by layer key (``run:ID``, ``colour:N`` or ``best``)."""
+        return dict(self._items)
 
     def done(self, result: int) -> None:
         for task in self._tasks:
@@ -295,23 +362,16 @@ class CompareDialog(QDialog):
         super().done(result)
 
 
-def _fetch_series(
-    services: StudioServices, run_ids: list[int], metric: str
-) -> tuple[str, list[Curve], dict[int, _Series]]:
-    """Curves of one metric, as finite NumPy arrays per x axis (runs on a worker thread)."""
-    import numpy as np
+def _fetch_plot_data(
+    services: StudioServices, run_ids: list[int], metric: str, plot_width_px: int, colours: int
+) -> ComparePlotData:
+    """One metric's curves, as ready plot arrays for every x axis (runs on a worker thread)."""
+    from codetune_studio.ui.compare_plot import build_plot_data, decimation_buckets
 
     curves = services.history.curves(run_ids, [metric], max_points=_MAX_POINTS)
-    series: dict[int, _Series] = {}
-    for curve in curves:
-        ys = np.asarray(curve.values, dtype=float)
-        per_axis: _Series = {}
-        for axis in AXES:
-            xs = np.asarray(x_values(curve, axis), dtype=float)
-            keep = np.isfinite(xs) & np.isfinite(ys)
-            per_axis[axis] = (xs[keep], ys[keep])
-        series[curve.run_id] = per_axis
-    return metric, curves, series
+    return build_plot_data(
+        metric, curves, run_ids, colours=colours, buckets=decimation_buckets(plot_width_px)
+    )
 
 
 def _fmt(value: float | None) -> str:
