@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
@@ -33,7 +34,7 @@ from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
-    from codetune_studio.core.comparison import Axis, Comparison, Curve
+    from codetune_studio.core.comparison import Axis, Comparison, Curve, RunResults
     from codetune_studio.ui.studio_services import StudioServices
 
 __all__ = ["CompareDialog"]
@@ -62,6 +63,11 @@ _RESULT_ROWS = (
     ("Wall time (s)", "wall_time_s"),
     ("Peak memory (MB)", "peak_memory_mb"),
     ("Steps", "steps"),
+    # The newest code evaluation of each run's model (blank when it has none).
+    ("Code eval pass@1", "pass_at_1"),
+    ("Code eval pass@k", "pass_at_k"),
+    ("Base pass@1", "base_pass_at_1"),
+    ("Eval tasks", "eval_tasks"),
 )
 
 
@@ -182,7 +188,7 @@ class CompareDialog(QDialog):
         for column, run in enumerate(runs):
             results = comparison.results[run.id]
             for row, (_, key) in enumerate(_RESULT_ROWS):
-                item = QTableWidgetItem(_fmt(getattr(results, key)))
+                item = QTableWidgetItem(_result_text(results, key))
                 if run.id == best:
                     item.setFont(bold)
                     item.setBackground(QColor("#dcfce7"))
@@ -312,6 +318,20 @@ def _fetch_series(
             per_axis[axis] = (xs[keep], ys[keep])
         series[curve.run_id] = per_axis
     return metric, curves, series
+
+
+def _result_text(results: RunResults, key: str) -> str:
+    """One cell of the results table: shares as percentages, the task file by name."""
+    value = getattr(results, key)
+    if value is None:
+        return "-"
+    if key == "eval_tasks":
+        return Path(str(value)).name
+    if key in ("pass_at_1", "base_pass_at_1"):
+        return f"{value * 100:.1f}%"
+    if key == "pass_at_k":
+        return f"{value * 100:.1f}% (k={results.eval_k})"
+    return _fmt(value)
 
 
 def _fmt(value: float | None) -> str:
