@@ -34,7 +34,7 @@ _FAIL = "def f():\n    return 2  # FAIL\n"
 class _ScriptedGeneration:
     """Answers every request with a passing or failing program, per variant and task."""
 
-    verdicts: ClassVar[dict[str, Sequence[bool]]] = {}
+    verdicts: ClassVar[dict[str, Sequence[bool | Sequence[bool]]]] = {}
 
     def __init__(self, model: ResolvedModel, requests: Sequence[GenerationRequest], **_: Any):
         self._requests = list(requests)
@@ -50,7 +50,8 @@ class _ScriptedGeneration:
         for request in self._requests:
             for sample in range(request.samples):
                 for variant in request.variants:
-                    passes = self.verdicts[variant][int(request.id)]
+                    verdict = self.verdicts[variant][int(request.id)]
+                    passes = verdict if isinstance(verdict, bool) else verdict[sample]
                     text = _PASS if passes else _FAIL
                     yield GenerationFinished(request.id, variant, sample, text, 9, 0.1, "eos")
 
@@ -74,8 +75,8 @@ def record_evaluation(
     monkeypatch: pytest.MonkeyPatch,
     database: Database,
     *,
-    tuned: Sequence[bool],
-    base: Sequence[bool] | None = None,
+    tuned: Sequence[bool | Sequence[bool]],
+    base: Sequence[bool | Sequence[bool]] | None = None,
     version_id: int | None = None,
     adapter: Path | None = None,
     task_source: str = "/data/eval/python-tasks.jsonl",
@@ -86,7 +87,7 @@ def record_evaluation(
     Args:
         monkeypatch: Swaps the generation child for the script.
         database: Where the results are recorded.
-        tuned: Per task, whether the tuned model's answers pass.
+        tuned: Per task, whether the tuned model's answers pass (or, per sample, which do).
         base: The same for the base; ``None`` evaluates the tuned model alone.
         version_id: The model version evaluated (as ``eval v:ID`` resolves it).
         adapter: The adapter folder (as ``eval FOLDER`` resolves it).

@@ -70,7 +70,7 @@ def test_a_runs_detail_shows_its_pass_at_1_and_opens_the_tasks_in_the_eval_panel
     assert table.rowCount() == 1
     assert table.item(0, headers.index("pass@1")).text() == "75.0%"
     assert table.item(0, headers.index("base pass@1")).text() == "25.0%"
-    assert table.item(0, headers.index("Δ")).text() == "+50.0"
+    assert table.item(0, headers.index("Δ pass@1")).text() == "+50.0"
 
     table.selectRow(0)
     assert detail.open_eval_button.isEnabled()

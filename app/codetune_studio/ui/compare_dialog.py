@@ -57,16 +57,17 @@ _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#
 _RESULT_ROWS = (
     ("Final loss", "final_loss"),
     ("Best eval loss", "best_eval_loss"),
+    # The newest code evaluation of each run's model ("-" when it has none), next to the losses
+    # so that it shows without scrolling.
+    ("Code eval pass@1", "pass_at_1"),
+    ("Code eval pass@k", "pass_at_k"),
+    ("Base pass@1", "base_pass_at_1"),
     ("Perplexity", "perplexity"),
     ("Tokens/s", "tokens_per_second"),
     ("Tokens seen", "tokens_seen"),
     ("Wall time (s)", "wall_time_s"),
     ("Peak memory (MB)", "peak_memory_mb"),
     ("Steps", "steps"),
-    # The newest code evaluation of each run's model (blank when it has none).
-    ("Code eval pass@1", "pass_at_1"),
-    ("Code eval pass@k", "pass_at_k"),
-    ("Base pass@1", "base_pass_at_1"),
     ("Eval tasks", "eval_tasks"),
 )
 
@@ -189,6 +190,8 @@ class CompareDialog(QDialog):
             results = comparison.results[run.id]
             for row, (_, key) in enumerate(_RESULT_ROWS):
                 item = QTableWidgetItem(_result_text(results, key))
+                if key == "eval_tasks" and results.eval_tasks:
+                    item.setToolTip(results.eval_tasks)
                 if run.id == best:
                     item.setFont(bold)
                     item.setBackground(QColor("#dcfce7"))

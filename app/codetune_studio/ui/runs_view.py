@@ -65,7 +65,8 @@ _ALL = "All"
 _LOG_POLL_MS = 1000
 _LOG_TAIL_BYTES = 256 * 1024
 _EVAL_COLUMNS = (
-    "id", "when", "version", "tasks", "n", "pass@1", "pass@k", "base pass@1", "Δ", "parse", "EOS",
+    "id", "when", "version", "tasks", "n", "pass@1", "pass@k", "base pass@1", "Δ pass@1", "parse",
+    "EOS",
 )  # fmt: skip
 
 
@@ -555,7 +556,6 @@ class RunDetail(QTabWidget):
         self.eval_label = QLabel(summary)
         self.eval_label.setObjectName("runEvalSummary")
         self.eval_label.setTextFormat(Qt.TextFormat.RichText)
-        self.eval_label.setWordWrap(True)
         self.eval_label.linkActivated.connect(self._on_eval_label_link_activated)
         form.addRow("Code eval", self.eval_label)
         self.files_label = QLabel(summary)
@@ -611,6 +611,7 @@ class RunDetail(QTabWidget):
         self.evals_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.evals_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.evals_table.verticalHeader().setVisible(False)
+        self.evals_table.verticalHeader().setDefaultSectionSize(22)
         self.evals_table.horizontalHeader().setStretchLastSection(True)
         self.evals_table.doubleClicked.connect(self._on_evals_table_double_clicked)
         self.evals_table.itemSelectionChanged.connect(self._on_evals_table_selection_changed)
@@ -711,13 +712,7 @@ class RunDetail(QTabWidget):
             self.eval_label.setText(_eval_summary_html(newest, _base_of(newest, by_id)))
         self.evals_table.setRowCount(len(tuned))
         for row, evaluation in enumerate(tuned):
-            cells = _eval_cells(evaluation, _base_of(evaluation, by_id))
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, evaluation.id)
-                if column == 0:
-                    item.setToolTip(evaluation.task_source)
-                self.evals_table.setItem(row, column, item)
+            self._fill_eval_row(row, evaluation, _base_of(evaluation, by_id))
         self.evals_table.resizeColumnsToContents()
         self.evals_hint.setText(
             f"{len(tuned)} evaluation(s) of this run's model; double-click one for its tasks."
@@ -725,6 +720,22 @@ class RunDetail(QTabWidget):
             else "Evaluate this run's model in the Eval panel or with `codetune-studio eval`."
         )
         self._on_evals_table_selection_changed()
+
+    def _fill_eval_row(
+        self, row: int, evaluation: ModelEvaluation, base: ModelEvaluation | None
+    ) -> None:
+        tips = {0: evaluation.task_source}
+        if base is not None:
+            tips[_EVAL_COLUMNS.index("base pass@1")] = (
+                f"base: parses {base.parse_rate:.0%}, stopped at EOS {base.eos_rate:.0%}, "
+                f"{base.mean_tokens:.0f} tokens on average"
+            )
+        for column, text in enumerate(_eval_cells(evaluation, base)):
+            item = QTableWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, evaluation.id)
+            if column in tips:
+                item.setToolTip(tips[column])
+            self.evals_table.setItem(row, column, item)
 
     def selected_eval_id(self) -> int | None:
         """The evaluation selected in the Evals tab."""
@@ -842,26 +853,23 @@ def _when(evaluation: ModelEvaluation) -> str:
 
 
 def _eval_summary_html(evaluation: ModelEvaluation, base: ModelEvaluation | None) -> str:
-    """One line: pass@1 (against the base), pass@k, parse and EOS shares, tasks, when, a link."""
+    """Two lines no wider than the results line: scores against the base; tasks, when, link."""
     k, at_k = _top_k(evaluation)
-    parts = [f"<b>pass@1 {_pct(evaluation.pass_at_1)}</b>"]
+    scores = f"<b>pass@1 {_pct(evaluation.pass_at_1)}</b>"
     if base is not None:
         delta = (evaluation.pass_at_1 - base.pass_at_1) * 100
         color = "#16a34a" if delta > 0 else "#dc2626" if delta < 0 else "gray"
-        parts[0] += (
-            f" (base {_pct(base.pass_at_1)}, <span style='color:{color}'>{delta:+.1f}</span>)"
-        )
+        shown = f"<span style='color:{color}'>{delta:+.1f}</span>"
+        scores += f" (base {_pct(base.pass_at_1)}, {shown})"
     if k > 1:
-        parts.append(f"pass@{k} {_pct(at_k)}")
-    parts += [
-        f"parses {_pct(evaluation.parse_rate)}",
-        f"EOS {_pct(evaluation.eos_rate)}",
-        f"{evaluation.num_tasks} tasks x {evaluation.samples_per_task} samples from "
-        f"{html.escape(Path(evaluation.task_source).name)}",
-        _when(evaluation),
-        f"<a href='eval:{evaluation.id}'>open tasks</a>",
-    ]
-    return " · ".join(parts)
+        scores += f" · pass@{k} {_pct(at_k)}"
+    scores += f" · parses {evaluation.parse_rate:.0%} · EOS {evaluation.eos_rate:.0%}"
+    where = (
+        f"{evaluation.num_tasks} tasks x {evaluation.samples_per_task} from "
+        f"{html.escape(Path(evaluation.task_source).name)}, {_when(evaluation)} · "
+        f"<a href='eval:{evaluation.id}'>open tasks</a>"
+    )
+    return f"{scores}<br>{where}"
 
 
 def _eval_cells(evaluation: ModelEvaluation, base: ModelEvaluation | None) -> list[str]:
