@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codetune_studio.cli.context import CliContext, echo
-from codetune_studio.cli.tables import fmt_duration, fmt_number, fmt_time, print_table
+from codetune_studio.cli.tables import (
+    fmt_duration,
+    fmt_number,
+    fmt_percent,
+    fmt_time,
+    print_table,
+)
 from codetune_studio.core.audit import AuditAction
 from codetune_studio.core.errors import ConfigError, NotFoundError
 from codetune_studio.core.status import RunStatus
@@ -17,10 +24,11 @@ if TYPE_CHECKING:
     import argparse
 
     from codetune_studio.cli.types import Subparsers
-    from codetune_studio.core.comparison import Comparison, RunSummary
+    from codetune_studio.core.comparison import Comparison, RunResults, RunSummary
+    from codetune_studio.core.evaluation import ModelEvaluation
     from codetune_studio.services.history import RunHistoryService
 
-__all__ = ["print_comparison", "register", "summary_json"]
+__all__ = ["metric_option", "print_comparison", "register", "summary_json"]
 
 _FOLLOW_POLL_S = 1.0
 
@@ -73,10 +81,30 @@ def register(subparsers: Subparsers) -> None:
     compare = commands.add_parser("compare", help="differing recipe fields and results")
     compare.add_argument("run_ids", type=int, nargs="+", metavar="ID")
     compare.add_argument(
-        "--metric", default="eval_loss", help="metric that picks the best run (default eval_loss)"
+        "--metric",
+        default="eval_loss",
+        type=metric_option,
+        help="metric that picks the best run: eval_loss (default), loss, pass@1 (the newest "
+        "code evaluation, higher is better), pass@k, tokens_per_second...",
     )
     _format_option(compare)
     compare.set_defaults(handler=_compare)
+
+
+def metric_option(value: str) -> str:
+    """``--metric``, checked while parsing, before any work starts (a sweep trains first).
+
+    Raises:
+        argparse.ArgumentTypeError: It names no metric; argparse prints the usage line and it.
+    """
+    import argparse
+
+    from codetune_studio.core.comparison import check_metric
+
+    try:
+        return check_metric(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _format_option(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +145,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "total_steps": run.total_steps,
         "final_loss": results.final_loss,
         "best_eval_loss": results.best_eval_loss,
+        "pass_at_1": results.pass_at_1,
         "tags": run.tags,
         "note": run.note,
         "parent_run_id": run.parent_run_id,
@@ -175,6 +204,7 @@ def _show(args: argparse.Namespace, context: CliContext) -> int:
     versions = ExperimentService(context.open_database().database).list_model_versions(
         run_id=args.run_id
     )
+    evaluations = history.evaluations(args.run_id)
     if args.format == "json":
         payload = {
             **summary_json(summary),
@@ -183,6 +213,7 @@ def _show(args: argparse.Namespace, context: CliContext) -> int:
             "log_path": summary.run.log_path,
             "lineage": [step.model_dump(mode="json") for step in lineage],
             "model_versions": [v.model_dump(mode="json") for v in versions],
+            "evaluations": [e.model_dump(mode="json", exclude={"tasks"}) for e in evaluations],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return 0
@@ -198,13 +229,45 @@ def _show(args: argparse.Namespace, context: CliContext) -> int:
         echo(f"  error: {run.error}")
     echo("Results:")
     for name, value in summary.results.model_dump().items():
-        echo(f"  {name:<18} {fmt_number(value) if not isinstance(value, int) else value}")
+        if isinstance(value, str | int):
+            echo(f"  {name:<18} {value}")
+        else:
+            echo(f"  {name:<18} {fmt_number(value)}")
     echo("Lineage: " + _chain_text(lineage))
     for version in versions:
         echo(f"Model version {version.id}: {version.path}")
+    _print_evaluations(evaluations)
     echo("Recipe:")
     echo(json.dumps(run.recipe, indent=2))
     return 0
+
+
+def _print_evaluations(evaluations: list[ModelEvaluation]) -> None:
+    tuned = [e for e in evaluations if e.variant == "tuned"]
+    if not tuned:
+        echo("Code evaluations: none (`codetune-studio eval RUN_ID --tasks FILE` adds one)")
+        return
+    by_id = {e.id: e for e in evaluations}
+    echo("Code evaluations (newest first; `codetune-studio eval show ID` has each task):")
+    rows = []
+    for e in tuned:
+        base = by_id.get(e.base_result_id) if e.base_result_id is not None else None
+        k = max(e.pass_at_k, default=1)
+        rows.append(
+            [
+                str(e.id),
+                fmt_time(e.created_at),
+                fmt_percent(e.pass_at_1),
+                f"{fmt_percent(e.pass_at_k.get(k))} (k={k})",
+                fmt_percent(base.pass_at_1) if base is not None else "-",
+                fmt_percent(e.parse_rate),
+                fmt_percent(e.eos_rate),
+                f"{e.num_tasks}x{e.samples_per_task}",
+                e.task_source,
+            ]
+        )
+    headers = ["ID", "WHEN", "PASS@1", "PASS@K", "BASE PASS@1", "PARSE", "EOS", "TASKS", "FILE"]
+    print_table(headers, rows)
 
 
 def _chain_text(lineage: list[Any]) -> str:
@@ -321,10 +384,29 @@ def print_comparison(comparison: Comparison) -> None:
             value = getattr(comparison.results[run_id], key)
             cells.append(fmt_duration(value) if key == "wall_time_s" else fmt_number(value))
         rows.append([label, *cells])
+    rows += _eval_rows([comparison.results[run_id] for run_id in ids])
     best = ["best", *["*" if run_id == comparison.best_run_id else "" for run_id in ids]]
     print_table(["RESULT", *headers[1:]], [*rows, best])
     if comparison.best_run_id is not None:
         echo(f"Best by {comparison.metric}: run {comparison.best_run_id}")
+
+
+def _eval_rows(results: list[RunResults]) -> list[list[str]]:
+    """The newest code evaluation of each run: pass@1, pass@k, the base's, the task file."""
+    if all(r.pass_at_1 is None for r in results):
+        return [["pass@1", *["-" for _ in results]]]
+    return [
+        ["pass@1", *[fmt_percent(r.pass_at_1) for r in results]],
+        [
+            "pass@k",
+            *[
+                f"{fmt_percent(r.pass_at_k)} (k={r.eval_k})" if r.pass_at_k is not None else "-"
+                for r in results
+            ],
+        ],
+        ["base pass@1", *[fmt_percent(r.base_pass_at_1) for r in results]],
+        ["eval tasks", *[Path(r.eval_tasks).name if r.eval_tasks else "-" for r in results]],
+    ]
 
 
 def _cell(value: Any) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codetune_studio.cli.context import CliContext, echo, echo_notice
+from codetune_studio.cli.runs import metric_option
 
 if TYPE_CHECKING:
     import argparse
@@ -43,7 +44,11 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--metric", default="eval_loss", help="metric that marks the best run (default eval_loss)"
+        "--metric",
+        default="eval_loss",
+        type=metric_option,
+        help="metric that marks the best run (default eval_loss; pass@1 needs each run "
+        "evaluated with `codetune-studio eval RUN_ID --tasks FILE` first)",
     )
     parser.add_argument("--run", action="store_true", help="train the sweep now and compare")
     parser.add_argument("--format", choices=("table", "json"), default="table")
@@ -87,4 +92,11 @@ def _sweep(args: argparse.Namespace, context: CliContext) -> int:
         )
     else:
         print_comparison(comparison)
+    if comparison.best_run_id is None and args.metric.startswith("pass"):
+        listed = " ".join(str(run.id) for run in sweep.runs)
+        echo_notice(
+            f"No run of the sweep has a {args.metric} yet: evaluate each with `codetune-studio "
+            f"eval RUN_ID --tasks FILE`, then `codetune-studio runs compare {listed} "
+            f"--metric {args.metric}`."
+        )
     return 0

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-__all__ = ["fmt_duration", "fmt_number", "fmt_time", "print_table"]
+__all__ = ["fmt_duration", "fmt_number", "fmt_percent", "fmt_time", "print_table"]
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -29,6 +29,13 @@ def fmt_number(value: float | None, digits: int = 4) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value:.{digits}g}"
+
+
+def fmt_percent(value: float | None) -> str:
+    """A share as ``42.5%``, ``-`` for none."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value * 100:.1f}%"
 
 
 def fmt_time(value: datetime | None) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from codetune_studio.core.errors import ConfigError
 from codetune_studio.core.models import Run
 
 if TYPE_CHECKING:
@@ -19,13 +20,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AXES",
+    "METRIC_NAMES",
     "Axis",
     "Comparison",
     "Curve",
     "LineageStep",
+    "RunEvalResults",
     "RunResults",
     "RunSummary",
     "best_run",
+    "check_metric",
     "flatten_recipe",
     "recipe_differences",
     "x_values",
@@ -36,7 +40,16 @@ Axis = Literal["step", "tokens", "epoch"]
 AXES: tuple[Axis, ...] = ("step", "tokens", "epoch")
 
 #: Metrics where larger is better; every other metric is minimised when picking the best run.
-_MAXIMISED = frozenset({"tokens_per_second", "accuracy"})
+_MAXIMISED = frozenset({"tokens_per_second", "accuracy", "pass_at_1", "pass_at_k"})
+
+#: The names ``--metric`` takes besides the :class:`RunResults` fields themselves.
+_ALIASES = {
+    "eval_loss": "best_eval_loss",
+    "loss": "final_loss",
+    "train_loss": "final_loss",
+    "pass@1": "pass_at_1",
+    "pass@k": "pass_at_k",
+}
 
 
 class RunResults(BaseModel):
@@ -51,6 +64,13 @@ class RunResults(BaseModel):
         tokens_seen: Training tokens processed (estimated between logged steps).
         wall_time_s: From start to end (or to now, for a run still going).
         peak_memory_mb: The highest memory use logged.
+        pass_at_1: pass@1 of the newest code evaluation of the run's model (``eval`` with a
+            tuned model version of this run); ``None`` when it was never evaluated.
+        pass_at_k: pass@k of that evaluation at ``k = eval_k``, the largest k it reports.
+        eval_k: The ``k`` of ``pass_at_k`` (the samples per task).
+        base_pass_at_1: The base model's pass@1 on the same tasks, when it was compared.
+        eval_tasks: The task file (or code folder) of that evaluation.
+        eval_id: The stored evaluation's id (``codetune-studio eval show ID``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -63,12 +83,62 @@ class RunResults(BaseModel):
     tokens_seen: float | None = None
     wall_time_s: float | None = None
     peak_memory_mb: float | None = None
+    pass_at_1: float | None = None
+    pass_at_k: float | None = None
+    eval_k: int | None = None
+    base_pass_at_1: float | None = None
+    eval_tasks: str | None = None
+    eval_id: int | None = None
 
     def metric(self, name: str) -> float | None:
-        """A result by the metric name users pass to ``--metric`` (``eval_loss``, ``loss``...)."""
-        aliases = {"eval_loss": "best_eval_loss", "loss": "final_loss", "train_loss": "final_loss"}
-        value = getattr(self, aliases.get(name, name), None)
+        """A result by the metric name users pass to ``--metric`` (``eval_loss``, ``pass@1``...)."""
+        value = getattr(self, _ALIASES.get(name, name), None)
         return float(value) if isinstance(value, int | float) else None
+
+    def with_eval(self, evaluation: RunEvalResults | None) -> RunResults:
+        """These results with the code-evaluation fields of ``evaluation`` (cleared by ``None``)."""
+        fields = evaluation.model_dump() if evaluation is not None else dict.fromkeys(_EVAL_FIELDS)
+        return self.model_copy(update=fields)
+
+
+class RunEvalResults(BaseModel):
+    """The code-evaluation part of :class:`RunResults`: the newest evaluation of a run's model.
+
+    Attributes:
+        pass_at_1: Its pass@1.
+        pass_at_k: Its pass@k at ``eval_k``.
+        eval_k: The largest ``k`` it reports.
+        base_pass_at_1: The base's pass@1 when the base was evaluated alongside.
+        eval_tasks: The task file or code folder.
+        eval_id: The stored evaluation's id.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    pass_at_1: float
+    pass_at_k: float | None = None
+    eval_k: int | None = None
+    base_pass_at_1: float | None = None
+    eval_tasks: str | None = None
+    eval_id: int | None = None
+
+
+_EVAL_FIELDS = tuple(RunEvalResults.model_fields)
+
+#: Every name that picks the best run: the aliases, then the numeric results by field name.
+METRIC_NAMES: tuple[str, ...] = (
+    *_ALIASES,
+    "best_eval_loss",
+    "final_loss",
+    "perplexity",
+    "tokens_per_second",
+    "tokens_seen",
+    "wall_time_s",
+    "peak_memory_mb",
+    "steps",
+    "pass_at_1",
+    "pass_at_k",
+)
 
 
 class RunSummary(BaseModel):
@@ -230,13 +300,28 @@ def _canonical(value: Any) -> str:
     return repr(value)
 
 
+def check_metric(metric: str) -> str:
+    """``metric`` when it can pick a best run.
+
+    Raises:
+        ConfigError: It is none of :data:`METRIC_NAMES` (a typo would otherwise mark no run).
+    """
+    if metric not in METRIC_NAMES:
+        raise ConfigError(
+            f"Unknown metric {metric!r} for picking the best run; use one of: "
+            + ", ".join(METRIC_NAMES)
+        )
+    return metric
+
+
 def best_run(results: Mapping[int, RunResults], metric: str) -> int | None:
     """The run with the best value of ``metric`` (lowest, except throughput-like metrics).
 
     Args:
         results: Run id to results.
-        metric: ``eval_loss`` (the best evaluation loss), ``loss`` (final training loss), or any
-            :class:`RunResults` field name.
+        metric: ``eval_loss`` (the best evaluation loss), ``loss`` (final training loss),
+            ``pass@1`` (the newest code evaluation's pass@1, higher is better), or any numeric
+            :class:`RunResults` field name (:data:`METRIC_NAMES`).
 
     Returns:
         The best run's id, or ``None`` when no run has a finite value.
@@ -248,7 +333,7 @@ def best_run(results: Mapping[int, RunResults], metric: str) -> int | None:
     ]
     if not scored:
         return None
-    if metric in _MAXIMISED:
+    if _ALIASES.get(metric, metric) in _MAXIMISED:
         return max(scored)[1]
     return min(scored)[1]
 

@@ -142,6 +142,7 @@ class ModelEvaluation(BaseModel):
         isolation: How the sandbox kept the programs in.
         tasks: Per-task outcomes.
         created_at: When it was recorded.
+        base_result_id: For a tuned result evaluated with its base, the base's stored id.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -163,6 +164,7 @@ class ModelEvaluation(BaseModel):
     isolation: str
     tasks: tuple[TaskOutcome, ...] = ()
     created_at: datetime | None = None
+    base_result_id: int | None = None
 
 
 class EvalComparison(BaseModel):

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "EvalProgress",
     "EvalService",
     "build_program",
+    "evaluation_from_row",
     "extract_code",
     "load_tasks",
     "local_analyzer",
@@ -349,6 +350,7 @@ class EvalService:
                 f"{model.label} has no adapter, so it has no separate base to compare"
             )
         settings = params or GenerationParams(max_new_tokens=384)
+        model = self._with_version(model)
         variants: tuple[Variant, ...] = ("tuned", "base") if compare_base else ("tuned",)
         requests = [
             GenerationRequest(
@@ -384,7 +386,7 @@ class EvalService:
             self._score(model, tasks, variant, outcomes, task_source, samples, settings)
             for variant in variants
         ]
-        return [self._record(result) for result in results]
+        return self._record_all(results)
 
     def run_to_end(
         self,
@@ -485,8 +487,29 @@ class EvalService:
     # --- records --------------------------------------------------------------------------------
 
     def _record(self, evaluation: ModelEvaluation) -> ModelEvaluation:
+        return self._record_all([evaluation])[0]
+
+    def _record_all(self, evaluations: Sequence[ModelEvaluation]) -> list[ModelEvaluation]:
+        """Store the variants in one unit of work, the tuned row pointing at its base's."""
         if self._database is None:
-            return evaluation
+            return list(evaluations)
+        recorded: list[ModelEvaluation] = []
+        with self._database.unit_of_work() as session:
+            repo = EvalResultRepository(session)
+            rows = [self._add_row(repo, evaluation) for evaluation in evaluations]
+            tuned = next((r for r in rows if r.variant == "tuned"), None)
+            base = next((r for r in rows if r.variant == "base"), None)
+            if tuned is not None and base is not None:
+                repo.link_base(tuned, base)
+            for evaluation, row in zip(evaluations, rows, strict=True):
+                update: dict[str, Any] = {"id": row.id, "created_at": row.created_at}
+                if row is tuned and base is not None:
+                    update["base_result_id"] = base.id
+                recorded.append(evaluation.model_copy(update=update))
+        return recorded
+
+    @staticmethod
+    def _add_row(repo: EvalResultRepository, evaluation: ModelEvaluation) -> EvalResultRow:
         metrics = evaluation.model_dump(
             mode="json",
             include={
@@ -494,19 +517,30 @@ class EvalService:
                 "isolation",
             },
         )  # fmt: skip
+        return repo.add(
+            label=evaluation.label,
+            variant=evaluation.variant,
+            task_source=evaluation.task_source,
+            samples_per_task=evaluation.samples_per_task,
+            temperature=evaluation.temperature,
+            pass_at_1=evaluation.pass_at_1,
+            metrics=metrics,
+            tasks=[t.model_dump(mode="json") for t in evaluation.tasks],
+            model_version_id=evaluation.model_version_id,
+        )
+
+    def _with_version(self, model: ResolvedModel) -> ResolvedModel:
+        """``model`` with the model version stored at its folder, when it was given by path.
+
+        So ``eval runs/42/adapter`` counts for run 42 just like ``eval 42`` does.
+        """
+        if model.version_id is not None or self._database is None:
+            return model
+        folder = model.adapter if model.adapter is not None else Path(model.base_model)
+        paths = sorted({str(folder), str(folder.absolute()), str(folder.resolve())})
         with self._database.unit_of_work() as session:
-            row = EvalResultRepository(session).add(
-                label=evaluation.label,
-                variant=evaluation.variant,
-                task_source=evaluation.task_source,
-                samples_per_task=evaluation.samples_per_task,
-                temperature=evaluation.temperature,
-                pass_at_1=evaluation.pass_at_1,
-                metrics=metrics,
-                tasks=[t.model_dump(mode="json") for t in evaluation.tasks],
-                model_version_id=evaluation.model_version_id,
-            )
-            return evaluation.model_copy(update={"id": row.id, "created_at": row.created_at})
+            version_id = EvalResultRepository(session).model_version_at(paths)
+        return model if version_id is None else replace(model, version_id=version_id)
 
     def list_results(
         self, *, with_tasks: bool = False, limit: int | None = 100
@@ -515,8 +549,8 @@ class EvalService:
         if self._database is None:
             return []
         with self._database.unit_of_work() as session:
-            rows = EvalResultRepository(session).list_all(limit=limit)
-            return [_from_row(row, with_tasks=with_tasks) for row in rows]
+            rows = EvalResultRepository(session).list_all(limit=limit, with_tasks=with_tasks)
+            return [evaluation_from_row(row, with_tasks=with_tasks) for row in rows]
 
     def get_result(self, result_id: int) -> ModelEvaluation:
         """One stored evaluation with its per-task detail.
@@ -527,7 +561,9 @@ class EvalService:
         if self._database is None:
             raise NotFoundError(f"Eval result {result_id} does not exist.")
         with self._database.unit_of_work() as session:
-            return _from_row(EvalResultRepository(session).get(result_id), with_tasks=True)
+            return evaluation_from_row(
+                EvalResultRepository(session).get(result_id), with_tasks=True
+            )
 
     @staticmethod
     def compare(evaluations: Sequence[ModelEvaluation]) -> EvalComparison | None:
@@ -539,7 +575,8 @@ class EvalService:
         return EvalComparison(tuned=tuned, base=base)
 
 
-def _from_row(row: EvalResultRow, *, with_tasks: bool) -> ModelEvaluation:
+def evaluation_from_row(row: EvalResultRow, *, with_tasks: bool) -> ModelEvaluation:
+    """A stored evaluation as the core model (``tasks`` read only when asked for)."""
     metrics: dict[str, Any] = dict(row.metrics)
     return ModelEvaluation.model_validate(
         {

@@ -13,21 +13,24 @@ import math
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codetune_studio.core.comparison import (
     Comparison,
     Curve,
     LineageStep,
+    RunEvalResults,
     RunResults,
     RunSummary,
     best_run,
+    check_metric,
     recipe_differences,
 )
 from codetune_studio.core.errors import ConflictError
 from codetune_studio.core.models import MetricPoint, ModelVersion, Run
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.experiments import current_host
+from codetune_studio.storage.evaluations import EvalResultRepository
 from codetune_studio.storage.repositories import ModelVersionRepository, RunRepository
 from codetune_studio.storage.run_history import MetricAggregate, RunHistoryRepository
 
@@ -35,7 +38,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
     from typing import IO
 
+    from codetune_studio.core.evaluation import ModelEvaluation
     from codetune_studio.storage.db import Database
+    from codetune_studio.storage.orm import EvalResultRow
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -231,7 +236,7 @@ class RunHistoryService:
                 limit=None if _needs_python_filter(run_filter) else run_filter.limit,
             )
             runs = [Run.model_validate(row, from_attributes=True) for row in rows]
-            summaries = self._summaries(repo, runs, known or {})
+            summaries = self._summaries(_session_repos(session), runs, known or {})
         kept = [summary for summary in summaries if run_filter.matches(summary)]
         return kept[: run_filter.limit] if run_filter.limit is not None else kept
 
@@ -242,9 +247,8 @@ class RunHistoryService:
             NotFoundError: If it does not exist.
         """
         with self._uow() as session:
-            repo = RunHistoryRepository(session)
             run = Run.model_validate(RunRepository(session).get(run_id), from_attributes=True)
-            return self._summaries(repo, [run])[0]
+            return self._summaries(_session_repos(session), [run])[0]
 
     def owners(self) -> list[str]:
         """The owners who have runs, sorted (for the runs view's filter)."""
@@ -320,15 +324,18 @@ class RunHistoryService:
 
         Args:
             run_ids: Two or more runs (one works too: it has no differences).
-            metric: The metric that picks the best run (``eval_loss`` is the best eval loss).
+            metric: The metric that picks the best run (``eval_loss`` is the best eval loss,
+                ``pass@1`` the newest code evaluation's; see ``METRIC_NAMES``).
 
         Raises:
             NotFoundError: If a run does not exist.
+            ConfigError: If ``metric`` is not a known metric.
         """
+        check_metric(metric)
         with self._uow() as session:
             repo = RunHistoryRepository(session)
             runs = [Run.model_validate(row, from_attributes=True) for row in repo.get_many(run_ids)]
-            summaries = self._summaries(repo, runs)
+            summaries = self._summaries(_session_repos(session), runs)
         results = {summary.run.id: summary.results for summary in summaries}
         return Comparison(
             runs=runs,
@@ -449,24 +456,70 @@ class RunHistoryService:
                 chain.append((ModelVersion.model_validate(row, from_attributes=True), runs))
             return chain
 
+    # Code evaluations -------------------------------------------------------------------------
+
+    def evaluations(self, run_id: int) -> list[ModelEvaluation]:
+        """The code evaluations of a run's model versions, newest first, base rows included.
+
+        Per-task outcomes are not read (``EvalService.get_result`` reads one with them).
+        """
+        from codetune_studio.services.evaluation import evaluation_from_row
+
+        with self._uow() as session:
+            pairs = EvalResultRepository(session).of_runs([run_id])
+            return [evaluation_from_row(row, with_tasks=False) for _, row in pairs]
+
     # Internals --------------------------------------------------------------------------------
 
     def _summaries(
         self,
-        repo: RunHistoryRepository,
+        repos: tuple[RunHistoryRepository, EvalResultRepository],
         runs: list[Run],
         known: Mapping[int, RunResults] | None = None,
     ) -> list[RunSummary]:
         known = known or {}
         reuse = {run.id for run in runs if run.status.is_terminal and run.id in known}
+        repo, eval_repo = repos
         stats = repo.aggregates([run.id for run in runs if run.id not in reuse], _RESULT_METRICS)
+        # Evaluations come after a run ends, so they are read every time, even for runs whose
+        # training results are reused: one light query (no per-task outcomes).
+        evals = _newest_evaluations(eval_repo.of_runs([run.id for run in runs]))
         return [
             RunSummary(
                 run=run,
-                results=known[run.id] if run.id in reuse else _results(run, stats.get(run.id, {})),
+                results=(
+                    known[run.id] if run.id in reuse else _results(run, stats.get(run.id, {}))
+                ).with_eval(evals.get(run.id)),
             )
             for run in runs
         ]
+
+
+def _session_repos(session: Any) -> tuple[RunHistoryRepository, EvalResultRepository]:
+    """The two repositories a run summary reads from, in one unit of work's session."""
+    return RunHistoryRepository(session), EvalResultRepository(session)
+
+
+def _newest_evaluations(pairs: Sequence[tuple[int, EvalResultRow]]) -> dict[int, RunEvalResults]:
+    """Each run's newest tuned evaluation, with its base's pass@1 when it was compared."""
+    rows_by_id = {row.id: row for _, row in pairs}
+    newest: dict[int, RunEvalResults] = {}
+    for run_id, row in pairs:  # newest first
+        if run_id in newest or row.variant != "tuned":
+            continue
+        metrics: dict[str, Any] = dict(row.metrics or {})
+        by_k = {int(k): float(v) for k, v in dict(metrics.get("pass_at_k") or {}).items()}
+        k = max(by_k, default=None)
+        base = rows_by_id.get(metrics.get("base_result_id") or -1)
+        newest[run_id] = RunEvalResults(
+            pass_at_1=row.pass_at_1,
+            pass_at_k=by_k[k] if k is not None else None,
+            eval_k=k,
+            base_pass_at_1=base.pass_at_1 if base is not None else None,
+            eval_tasks=row.task_source,
+            eval_id=row.id,
+        )
+    return newest
 
 
 def _needs_python_filter(run_filter: RunFilter) -> bool:

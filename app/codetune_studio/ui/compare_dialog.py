@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
@@ -37,7 +38,7 @@ from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
-    from codetune_studio.core.comparison import Axis, Comparison, Curve
+    from codetune_studio.core.comparison import Axis, Comparison, Curve, RunResults
     from codetune_studio.ui.compare_plot import ComparePlotData, PlotLayer
     from codetune_studio.ui.studio_services import StudioServices
 
@@ -58,12 +59,18 @@ _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#
 _RESULT_ROWS = (
     ("Final loss", "final_loss"),
     ("Best eval loss", "best_eval_loss"),
+    # The newest code evaluation of each run's model ("-" when it has none), next to the losses
+    # so that it shows without scrolling.
+    ("Code eval pass@1", "pass_at_1"),
+    ("Code eval pass@k", "pass_at_k"),
+    ("Base pass@1", "base_pass_at_1"),
     ("Perplexity", "perplexity"),
     ("Tokens/s", "tokens_per_second"),
     ("Tokens seen", "tokens_seen"),
     ("Wall time (s)", "wall_time_s"),
     ("Peak memory (MB)", "peak_memory_mb"),
     ("Steps", "steps"),
+    ("Eval tasks", "eval_tasks"),
 )
 
 
@@ -187,7 +194,9 @@ class CompareDialog(QDialog):
         for column, run in enumerate(runs):
             results = comparison.results[run.id]
             for row, (_, key) in enumerate(_RESULT_ROWS):
-                item = QTableWidgetItem(_fmt(getattr(results, key)))
+                item = QTableWidgetItem(_result_text(results, key))
+                if key == "eval_tasks" and results.eval_tasks:
+                    item.setToolTip(results.eval_tasks)
                 if run.id == best:
                     item.setFont(bold)
                     item.setBackground(QColor("#dcfce7"))
@@ -372,6 +381,20 @@ def _fetch_plot_data(
     return build_plot_data(
         metric, curves, run_ids, colours=colours, buckets=decimation_buckets(plot_width_px)
     )
+
+
+def _result_text(results: RunResults, key: str) -> str:
+    """One cell of the results table: shares as percentages, the task file by name."""
+    value = getattr(results, key)
+    if value is None:
+        return "-"
+    if key == "eval_tasks":
+        return Path(str(value)).name
+    if key in ("pass_at_1", "base_pass_at_1"):
+        return f"{value * 100:.1f}%"
+    if key == "pass_at_k":
+        return f"{value * 100:.1f}% (k={results.eval_k})"
+    return _fmt(value)
 
 
 def _fmt(value: float | None) -> str:

@@ -408,6 +408,7 @@ class MainWindow(QMainWindow):
         self.runs_view.clone_requested.connect(self.clone_run)
         self.runs_view.compare_requested.connect(self.compare_runs)
         self.runs_view.export_requested.connect(self.open_export_dialog)
+        self.runs_view.eval_requested.connect(self.open_evaluation)
         self.runs_view.runs_loaded.connect(self._on_runs_view_runs_loaded)
         self.queue_panel.queue_changed.connect(self.refresh_runs)
         self.queue_panel.sweep_queued.connect(self._on_queue_sweep_queued)
@@ -616,6 +617,14 @@ class MainWindow(QMainWindow):
         self._compare_dialogs = [d for d in self._compare_dialogs if d.isVisible()] + [dialog]
         dialog.show()
         return dialog
+
+    @safe_slot()
+    def open_evaluation(self, result_id: int) -> None:
+        """Show a stored evaluation's tasks and samples in the Eval panel (from a run's detail)."""
+        dock = self.docks["evaluation"]
+        dock.show()
+        dock.raise_()
+        self.eval_panel.show_result(result_id)
 
     @safe_slot()
     def _on_queue_sweep_queued(self, sweep_id: str, run_ids: list[int]) -> None:

@@ -7,8 +7,10 @@ the window to follow, resume, clone or compare runs through signals: it never st
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,8 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTableView,
+    QTableWidget,
+    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from codetune_studio.core.comparison import LineageStep, RunResults, RunSummary
+    from codetune_studio.core.evaluation import ModelEvaluation
     from codetune_studio.core.models import ModelVersion, Run
     from codetune_studio.ui.studio_services import StudioServices
 
@@ -59,6 +64,10 @@ logger = logging.getLogger(__name__)
 _ALL = "All"
 _LOG_POLL_MS = 1000
 _LOG_TAIL_BYTES = 256 * 1024
+_EVAL_COLUMNS = (
+    "id", "when", "version", "tasks", "n", "pass@1", "pass@k", "base pass@1", "Δ pass@1", "parse",
+    "EOS",
+)  # fmt: skip
 
 
 class RunsView(QWidget):
@@ -76,6 +85,7 @@ class RunsView(QWidget):
     clone_requested = Signal(object)  # Run
     compare_requested = Signal(list)  # list[int]
     export_requested = Signal(object)  # Run
+    eval_requested = Signal(int)  # a stored evaluation's id, to open in the Eval panel
     runs_loaded = Signal(list)  # list[Run]: every run, unfiltered
 
     def __init__(
@@ -204,6 +214,7 @@ class RunsView(QWidget):
         self.runs_table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.compare_button.clicked.connect(self._on_compare_button_clicked)
         self.detail.run_changed.connect(self._on_detail_run_changed)
+        self.detail.eval_requested.connect(self.eval_requested)
 
     def _filters(self) -> tuple[QComboBox, ...]:
         return (self.status_filter, self.owner_filter, self.tag_filter, self.model_filter)
@@ -516,6 +527,7 @@ class RunDetail(QTabWidget):
     """
 
     run_changed = Signal()  # its tags or note were saved
+    eval_requested = Signal(int)  # open this stored evaluation's tasks in the Eval panel
 
     def __init__(self, services: StudioServices, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -541,6 +553,11 @@ class RunDetail(QTabWidget):
         self.results_label = QLabel(summary)
         self.results_label.setTextFormat(Qt.TextFormat.RichText)
         form.addRow("Results", self.results_label)
+        self.eval_label = QLabel(summary)
+        self.eval_label.setObjectName("runEvalSummary")
+        self.eval_label.setTextFormat(Qt.TextFormat.RichText)
+        self.eval_label.linkActivated.connect(self._on_eval_label_link_activated)
+        form.addRow("Code eval", self.eval_label)
         self.files_label = QLabel(summary)
         self.files_label.setWordWrap(True)
         self.files_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -581,6 +598,36 @@ class RunDetail(QTabWidget):
         self.outputs_view = QPlainTextEdit(self)
         self.outputs_view.setReadOnly(True)
         self.addTab(self.outputs_view, "Outputs")
+        self.addTab(self._build_evals_tab(), "Evals")
+
+    def _build_evals_tab(self) -> QWidget:
+        tab = QWidget(self)
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.evals_table = QTableWidget(0, len(_EVAL_COLUMNS), tab)
+        self.evals_table.setObjectName("runEvals")
+        self.evals_table.setHorizontalHeaderLabels(list(_EVAL_COLUMNS))
+        self.evals_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.evals_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.evals_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.evals_table.verticalHeader().setVisible(False)
+        self.evals_table.verticalHeader().setDefaultSectionSize(22)
+        self.evals_table.horizontalHeader().setStretchLastSection(True)
+        self.evals_table.doubleClicked.connect(self._on_evals_table_double_clicked)
+        self.evals_table.itemSelectionChanged.connect(self._on_evals_table_selection_changed)
+        layout.addWidget(self.evals_table, 1)
+        row = QHBoxLayout()
+        self.evals_hint = QLabel(tab)
+        self.evals_hint.setStyleSheet("color: gray")
+        self.evals_hint.setWordWrap(True)
+        row.addWidget(self.evals_hint, 1)
+        self.open_eval_button = QPushButton("Open tasks in Eval panel", tab)
+        self.open_eval_button.setObjectName("openEvalButton")
+        self.open_eval_button.setEnabled(False)
+        self.open_eval_button.clicked.connect(self._on_open_eval_button_clicked)
+        row.addWidget(self.open_eval_button)
+        layout.addLayout(row)
+        return tab
 
     def show_run(self, run: Run) -> None:
         """Show a run: its stored details now, then results, lineage and log as they load."""
@@ -596,6 +643,8 @@ class RunDetail(QTabWidget):
         where = run.output_dir or "(no output folder yet)"
         self.files_label.setText(f"{where} on {run.host}")
         self.log_view.clear()
+        self.eval_label.setText("…")
+        self.evals_table.setRowCount(0)
         self._log_path = None
         self._log_offset = 0
         self._log_timer.stop()
@@ -604,12 +653,9 @@ class RunDetail(QTabWidget):
         self._load = run_in_thread(_load_detail, self.services, run, on_return=self._on_loaded)
 
     @safe_slot()
-    def _on_loaded(
-        self,
-        result: tuple[int, RunSummary, list[LineageStep], list[ModelVersion], Path | None],
-    ) -> None:
-        run_id, summary, lineage, versions, log_path = result
-        if self.run is None or run_id != self.run.id:
+    def _on_loaded(self, detail: _Detail) -> None:
+        summary, lineage, versions = detail.summary, detail.lineage, detail.versions
+        if self.run is None or detail.run_id != self.run.id:
             return
         r = summary.results
 
@@ -633,6 +679,8 @@ class RunDetail(QTabWidget):
             "\n".join(f"Model version {v.id}: {v.path}" for v in versions)
             or "No model version yet (a run registers one when it finishes)."
         )
+        self._show_evaluations(detail.evaluations, has_version=bool(versions))
+        log_path = detail.log_path
         self._log_path = log_path
         if log_path is None:
             self.log_view.setPlainText(
@@ -644,6 +692,75 @@ class RunDetail(QTabWidget):
         self._on_log_timer_timeout()
         if not summary.run.status.is_terminal:
             self._log_timer.start()
+
+    def _show_evaluations(self, evaluations: list[ModelEvaluation], *, has_version: bool) -> None:
+        """The summary's eval line (the newest) and the Evals tab (every one, tuned rows)."""
+        by_id = {e.id: e for e in evaluations}
+        tuned = [e for e in evaluations if e.variant == "tuned"]
+        if not tuned:
+            how = (
+                f"<code>codetune-studio eval {self.run.id if self.run else 'RUN'} --tasks "
+                "FILE</code> or the Eval panel"
+            )
+            self.eval_label.setText(
+                f"<span style='color:gray'>not evaluated yet: {how}</span>"
+                if has_version
+                else "<span style='color:gray'>no model version to evaluate yet</span>"
+            )
+        else:
+            newest = tuned[0]
+            self.eval_label.setText(_eval_summary_html(newest, _base_of(newest, by_id)))
+        self.evals_table.setRowCount(len(tuned))
+        for row, evaluation in enumerate(tuned):
+            self._fill_eval_row(row, evaluation, _base_of(evaluation, by_id))
+        self.evals_table.resizeColumnsToContents()
+        self.evals_hint.setText(
+            f"{len(tuned)} evaluation(s) of this run's model; double-click one for its tasks."
+            if tuned
+            else "Evaluate this run's model in the Eval panel or with `codetune-studio eval`."
+        )
+        self._on_evals_table_selection_changed()
+
+    def _fill_eval_row(
+        self, row: int, evaluation: ModelEvaluation, base: ModelEvaluation | None
+    ) -> None:
+        tips = {0: evaluation.task_source}
+        if base is not None:
+            tips[_EVAL_COLUMNS.index("base pass@1")] = (
+                f"base: parses {base.parse_rate:.0%}, stopped at EOS {base.eos_rate:.0%}, "
+                f"{base.mean_tokens:.0f} tokens on average"
+            )
+        for column, text in enumerate(_eval_cells(evaluation, base)):
+            item = QTableWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, evaluation.id)
+            if column in tips:
+                item.setToolTip(tips[column])
+            self.evals_table.setItem(row, column, item)
+
+    def selected_eval_id(self) -> int | None:
+        """The evaluation selected in the Evals tab."""
+        items = self.evals_table.selectedItems()
+        value = items[0].data(Qt.ItemDataRole.UserRole) if items else None
+        return int(value) if value is not None else None
+
+    @safe_slot()
+    def _on_evals_table_selection_changed(self) -> None:
+        self.open_eval_button.setEnabled(self.selected_eval_id() is not None)
+
+    @safe_slot()
+    def _on_evals_table_double_clicked(self, *_: Any) -> None:
+        self._on_open_eval_button_clicked()
+
+    @safe_slot()
+    def _on_open_eval_button_clicked(self) -> None:
+        result_id = self.selected_eval_id()
+        if result_id is not None:
+            self.eval_requested.emit(result_id)
+
+    @safe_slot()
+    def _on_eval_label_link_activated(self, link: str) -> None:
+        if link.startswith("eval:"):
+            self.eval_requested.emit(int(link.removeprefix("eval:")))
 
     @safe_slot()
     def _on_log_timer_timeout(self) -> None:
@@ -689,14 +806,88 @@ class RunDetail(QTabWidget):
                 task.cancel()
 
 
-def _load_detail(
-    services: StudioServices, run: Run
-) -> tuple[int, RunSummary, list[LineageStep], list[ModelVersion], Path | None]:
+@dataclass(frozen=True, slots=True)
+class _Detail:
+    """What a run's detail reads in the background."""
+
+    run_id: int
+    summary: RunSummary
+    lineage: list[LineageStep]
+    versions: list[ModelVersion]
+    evaluations: list[ModelEvaluation]
+    log_path: Path | None
+
+
+def _load_detail(services: StudioServices, run: Run) -> _Detail:
     history = services.history
     summary = history.get_summary(run.id)
-    lineage = history.run_lineage(run.id)
-    versions = services.experiments.list_model_versions(run_id=run.id)
-    return run.id, summary, lineage, versions, history.log_file(summary.run)
+    return _Detail(
+        run_id=run.id,
+        summary=summary,
+        lineage=history.run_lineage(run.id),
+        versions=services.experiments.list_model_versions(run_id=run.id),
+        evaluations=history.evaluations(run.id),
+        log_path=history.log_file(summary.run),
+    )
+
+
+def _base_of(
+    evaluation: ModelEvaluation, by_id: dict[int | None, ModelEvaluation]
+) -> ModelEvaluation | None:
+    """The base evaluated alongside ``evaluation``, when it was."""
+    return by_id.get(evaluation.base_result_id) if evaluation.base_result_id else None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _top_k(evaluation: ModelEvaluation) -> tuple[int, float | None]:
+    k = max(evaluation.pass_at_k, default=1)
+    return k, evaluation.pass_at_k.get(k)
+
+
+def _when(evaluation: ModelEvaluation) -> str:
+    created = evaluation.created_at
+    return created.astimezone().strftime("%Y-%m-%d %H:%M") if created else "-"
+
+
+def _eval_summary_html(evaluation: ModelEvaluation, base: ModelEvaluation | None) -> str:
+    """Two lines no wider than the results line: scores against the base; tasks, when, link."""
+    k, at_k = _top_k(evaluation)
+    scores = f"<b>pass@1 {_pct(evaluation.pass_at_1)}</b>"
+    if base is not None:
+        delta = (evaluation.pass_at_1 - base.pass_at_1) * 100
+        color = "#16a34a" if delta > 0 else "#dc2626" if delta < 0 else "gray"
+        shown = f"<span style='color:{color}'>{delta:+.1f}</span>"
+        scores += f" (base {_pct(base.pass_at_1)}, {shown})"
+    if k > 1:
+        scores += f" · pass@{k} {_pct(at_k)}"
+    scores += f" · parses {evaluation.parse_rate:.0%} · EOS {evaluation.eos_rate:.0%}"
+    where = (
+        f"{evaluation.num_tasks} tasks x {evaluation.samples_per_task} from "
+        f"{html.escape(Path(evaluation.task_source).name)}, {_when(evaluation)} · "
+        f"<a href='eval:{evaluation.id}'>open tasks</a>"
+    )
+    return f"{scores}<br>{where}"
+
+
+def _eval_cells(evaluation: ModelEvaluation, base: ModelEvaluation | None) -> list[str]:
+    k, at_k = _top_k(evaluation)
+    delta = f"{(evaluation.pass_at_1 - base.pass_at_1) * 100:+.1f}" if base is not None else "-"
+    return [
+        str(evaluation.id),
+        _when(evaluation),
+        f"v{evaluation.model_version_id}" if evaluation.model_version_id else "-",
+        Path(evaluation.task_source).name,
+        f"{evaluation.num_tasks}x{evaluation.samples_per_task}",
+        _pct(evaluation.pass_at_1),
+        f"{_pct(at_k)} (k={k})",
+        _pct(base.pass_at_1) if base is not None else "-",
+        delta,
+        _pct(evaluation.parse_rate),
+        _pct(evaluation.eos_rate),
+    ]
 
 
 def _read_log(path: Path, offset: int, run_id: int | None) -> tuple[int | None, int, list[str]]:

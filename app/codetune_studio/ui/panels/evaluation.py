@@ -91,6 +91,7 @@ class EvalPanel(Panel):
         self._resolve = resolve
         self._run: TaskHandle | None = None
         self._load: TaskHandle | None = None
+        self._drill: TaskHandle | None = None
         self._shown: ModelEvaluation | None = None
         self.picker = ModelPicker(experiments, self)
         self._build_ui(default_tasks)
@@ -181,6 +182,33 @@ class EvalPanel(Panel):
             self._load.cancel()
         self._load = run_in_thread(self._evaluations.list_results, on_return=self._show_results)
 
+    def show_result(self, result_id: int) -> None:
+        """Drill into one stored evaluation (a run's detail asks for it), read off the GUI thread.
+
+        Its row is selected when the list holds it; the tasks and samples fill the tree.
+        """
+        row = self._row_of(result_id)
+        if row is not None:
+            self._select_row_quietly(row)
+        # Its own handle: showing the panel reloads the list, which must not cancel this.
+        if self._drill is not None:
+            self._drill.cancel()
+        self._drill = run_in_thread(
+            self._evaluations.get_result, result_id, on_return=self._show_detail
+        )
+
+    def _select_row_quietly(self, row: int) -> None:
+        self.results.blockSignals(True)
+        self.results.selectRow(row)
+        self.results.blockSignals(False)
+
+    def _row_of(self, result_id: int) -> int | None:
+        for row in range(self.results.rowCount()):
+            item = self.results.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == result_id:
+                return row
+        return None
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self.running:
@@ -211,7 +239,7 @@ class EvalPanel(Panel):
 
     def shutdown(self) -> None:
         self.picker.shutdown()
-        for task in (self._run, self._load):
+        for task in (self._run, self._load, self._drill):
             if task is not None:
                 task.cancel()
 
@@ -296,6 +324,10 @@ class EvalPanel(Panel):
                 item.setData(Qt.ItemDataRole.UserRole, result.id)
                 self.results.setItem(row, column, item)
         self.results.resizeColumnsToContents()
+        shown_id = self._shown.id if self._shown is not None else None
+        shown = self._row_of(shown_id) if shown_id is not None else None
+        if shown is not None:
+            self._select_row_quietly(shown)
         self.results_loaded.emit()
 
     @safe_slot()
