@@ -36,7 +36,7 @@ Axis = Literal["step", "tokens", "epoch"]
 AXES: tuple[Axis, ...] = ("step", "tokens", "epoch")
 
 #: Metrics where larger is better; every other metric is minimised when picking the best run.
-_MAXIMISED = frozenset({"tokens_per_second", "accuracy"})
+_MAXIMISED = frozenset({"tokens_per_second", "accuracy", "eval_pass@1", "final_pass_at_1"})
 
 
 class RunResults(BaseModel):
@@ -51,6 +51,8 @@ class RunResults(BaseModel):
         tokens_seen: Training tokens processed (estimated between logged steps).
         wall_time_s: From start to end (or to now, for a run still going).
         peak_memory_mb: The highest memory use logged.
+        final_pass_at_1: pass@1 on the recipe's evaluation tasks at the last evaluation (the
+            saved adapter's), for runs that measure it.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -63,10 +65,16 @@ class RunResults(BaseModel):
     tokens_seen: float | None = None
     wall_time_s: float | None = None
     peak_memory_mb: float | None = None
+    final_pass_at_1: float | None = None
 
     def metric(self, name: str) -> float | None:
         """A result by the metric name users pass to ``--metric`` (``eval_loss``, ``loss``...)."""
-        aliases = {"eval_loss": "best_eval_loss", "loss": "final_loss", "train_loss": "final_loss"}
+        aliases = {
+            "eval_loss": "best_eval_loss",
+            "loss": "final_loss",
+            "train_loss": "final_loss",
+            "eval_pass@1": "final_pass_at_1",
+        }
         value = getattr(self, aliases.get(name, name), None)
         return float(value) if isinstance(value, int | float) else None
 
@@ -235,8 +243,9 @@ def best_run(results: Mapping[int, RunResults], metric: str) -> int | None:
 
     Args:
         results: Run id to results.
-        metric: ``eval_loss`` (the best evaluation loss), ``loss`` (final training loss), or any
-            :class:`RunResults` field name.
+        metric: ``eval_loss`` (the best evaluation loss), ``loss`` (final training loss),
+            ``eval_pass@1`` (the last pass@1, higher is better), or any :class:`RunResults`
+            field name.
 
     Returns:
         The best run's id, or ``None`` when no run has a finite value.

@@ -50,13 +50,22 @@ _LEGEND_MAX_RUNS = 12
 
 logger = logging.getLogger(__name__)
 
-_METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second", "perplexity")
+_METRICS = (
+    "loss",
+    "eval_loss",
+    "eval_pass@1",
+    "learning_rate",
+    "grad_norm",
+    "tokens_per_second",
+    "perplexity",
+)
 _AXIS_LABELS = {"step": "optimizer step", "tokens": "tokens seen", "epoch": "epoch"}
 _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
 _RESULT_ROWS = (
     ("Final loss", "final_loss"),
     ("Best eval loss", "best_eval_loss"),
     ("Perplexity", "perplexity"),
+    ("Final pass@1", "final_pass_at_1"),
     ("Tokens/s", "tokens_per_second"),
     ("Tokens seen", "tokens_seen"),
     ("Wall time (s)", "wall_time_s"),
