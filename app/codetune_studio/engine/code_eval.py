@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 class CodeJudge(Protocol):
     """Runs one answer with its task's tests and says whether every test passed."""
 
-    def __call__(self, task: EvalTask, completion: str) -> bool:
+    def __call__(self, task: EvalTask, completion: str, /) -> bool:
         """Judge ``completion`` (the model's whole answer) against ``task``'s tests."""
 
 

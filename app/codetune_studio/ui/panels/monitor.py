@@ -71,7 +71,7 @@ _PLOTS: dict[str, tuple[str, str]] = {
     "grad": ("gradPlot", "Grad norm"),
     "speed": ("speedPlot", "Tokens / s"),
     "memory": ("memoryPlot", "Memory (MB)"),
-    "pass": ("passPlot", "Pass@1 (code tasks)"),
+    "pass": ("passPlot", "Pass@1 on code tasks"),
 }
 _ALIASES = {
     "train_loss": "loss",
@@ -288,14 +288,17 @@ class MonitorPanel(Panel):
             plot.setMinimumSize(120, 90)
             self._plots[key] = plot
         grid = self._plot_grid
-        grid.addWidget(self._plots["loss"], 0, 0, 2, 1)
+        # The loss spans a third row too, which is empty (and takes no room) until a run
+        # measures pass@1.
+        grid.addWidget(self._plots["loss"], 0, 0, 3, 1)
         grid.addWidget(self._plots["lr"], 0, 1)
         grid.addWidget(self._plots["grad"], 0, 2)
         grid.addWidget(self._plots["speed"], 1, 1)
         grid.addWidget(self._plots["memory"], 1, 2)
         # Only runs whose recipe has an evaluation section measure pass@1: the plot appears
-        # with its first point (see _show_pass_plot).
-        grid.addWidget(self._plots["pass"], 0, 3, 2, 1)
+        # with its first point (see _show_pass_plot), under the small plots, as wide as they
+        # are together, so the monitor grows no wider.
+        grid.addWidget(self._plots["pass"], 2, 1, 1, 2)
         self._plots["pass"].hide()
         self._plots["pass"].getPlotItem().setYRange(0.0, 1.0, padding=0.05)
         self._plots["pass"].getPlotItem().enableAutoRange(y=False)
@@ -303,7 +306,12 @@ class MonitorPanel(Panel):
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
         self._plots["loss"].getPlotItem().addLegend(offset=(-10, 10))
-        self._plots["pass"].getPlotItem().addLegend(offset=(-10, -10))
+        # Top left: a model is usually weakest early, so the curve is low there.
+        self._plots["pass"].getPlotItem().addLegend(offset=(10, 5))
+        # Three ticks: a plot a third of the loss plot's height has no room for six labels.
+        self._plots["pass"].getPlotItem().getAxis("left").setTicks(
+            [[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]]
+        )
         import pyqtgraph as pg
 
         for key, (plot_key, label, colour) in SERIES.items():
@@ -491,13 +499,11 @@ class MonitorPanel(Panel):
             self._redraw_timer.setInterval(interval)
 
     def _show_pass_plot(self, *, visible: bool) -> None:
-        """Show the pass@1 plot (a fourth column) for a run that measures it, else hide it."""
+        """Show the pass@1 plot for a run that measures it, else hide it."""
         plot = self._plots.get("pass")
         # isHidden, not isVisible: the panel itself may not be on screen yet.
-        if plot is None or plot.isHidden() != visible:
-            return
-        plot.setVisible(visible)
-        self._plot_grid.setColumnStretch(3, 1 if visible else 0)
+        if plot is not None and plot.isHidden() == visible:
+            plot.setVisible(visible)
 
     def _mark_nonfinite(
         self, key: str, steps: np.ndarray[Any, Any], values: np.ndarray[Any, Any]
