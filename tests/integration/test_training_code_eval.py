@@ -147,7 +147,8 @@ def test_several_samples_record_pass_at_k_and_leave_the_training_unchanged(
     scores = [e for e in judged.events if isinstance(e, CodeEvalCompleted)]
     assert [e.step for e in scores] == [2, 4, 5]
     assert scores[0].metrics == {"eval_pass@1": pytest.approx(1 / 3), "eval_pass@2": 1 / 3}
-    # Sampling ran in a forked RNG: the training losses are those of a run without evaluation.
+    # Sampling ran in a forked RNG and the model went back to train mode (LoRA dropout is on
+    # in this recipe): the training losses are those of a run without evaluation.
     assert _losses(judged.events) == _losses(without.events)
 
 
