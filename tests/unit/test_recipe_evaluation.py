@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from codetune_studio.core.errors import ConfigError
-from codetune_studio.core.recipe import load_recipe, parse_recipe, recipe_hash
+from codetune_studio.core.recipe import apply_overrides, load_recipe, parse_recipe, recipe_hash
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -84,14 +84,26 @@ def test_invalid_evaluation_settings_name_the_key(
     assert fragment in str(caught.value)
 
 
-def test_a_recipe_without_evaluation_hashes_as_before_the_section_existed() -> None:
+def test_the_evaluation_section_does_not_change_what_the_recipe_trains() -> None:
     import hashlib
 
     plain = parse_recipe({"dataset": {"path": "d.jsonl"}}, source="r")
     payload = plain.model_dump(mode="json", exclude={"name", "launch", "evaluation"})
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    # The same hash as before the section existed, and with or without evaluation.
     assert recipe_hash(plain) == hashlib.sha256(canonical.encode()).hexdigest()
     evaluated = parse_recipe(
         {"dataset": {"path": "d.jsonl"}, "evaluation": {"tasks": "t.jsonl"}}, source="r"
     )
-    assert recipe_hash(evaluated) != recipe_hash(plain)
+    assert recipe_hash(evaluated) == recipe_hash(plain)
+
+
+def test_a_task_file_set_on_the_command_line_is_checked_too(tmp_path: Path) -> None:
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(TASK) + "\n", encoding="utf-8")
+    recipe = load_recipe(_write_recipe(tmp_path, {"tasks": "tasks.jsonl"}))
+    missing = tmp_path / "gone.jsonl"
+    with pytest.raises(ConfigError, match=r"^--set: evaluation.tasks: task file not found"):
+        apply_overrides(recipe, [f"evaluation.tasks={missing}"])
+    # Unrelated overrides do not read the task file again.
+    (tmp_path / "tasks.jsonl").unlink()
+    assert apply_overrides(recipe, ["training.max_steps=5"]).training.max_steps == 5

@@ -428,7 +428,10 @@ def apply_overrides(recipe: TrainingRecipe, overrides: Sequence[str]) -> Trainin
             problems.append(problem)
     if problems:
         raise ConfigError("--set: " + "; ".join(problems))
-    return parse_recipe(data, source="--set")
+    changed = parse_recipe(data, source="--set")
+    if changed.evaluation != recipe.evaluation:
+        check_evaluation_tasks(changed, source="--set")  # a new task file is checked too
+    return changed
 
 
 def recipe_hash(recipe: TrainingRecipe) -> str:
@@ -440,13 +443,12 @@ def recipe_hash(recipe: TrainingRecipe) -> str:
     Returns:
         A 64-character hexadecimal SHA-256 of the recipe's canonical JSON.
     """
-    # A recipe without a launch (or evaluation) section hashes as it did before the section
-    # existed.
-    exclude = {"name"}
+    # A recipe without a launch section hashes as it did before the section existed. The
+    # evaluation section never counts: it measures the model without changing a weight (its
+    # sampling runs in a forked RNG), so a model version's hash stays that of its training.
+    exclude = {"name", "evaluation"}
     if recipe.launch is None:
         exclude.add("launch")
-    if recipe.evaluation is None:
-        exclude.add("evaluation")
     payload = recipe.model_dump(mode="json", exclude=exclude)
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
