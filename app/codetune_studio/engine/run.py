@@ -171,8 +171,9 @@ def run_training(
     """
     if int(os.environ.get("RANK", "0")) != 0:
         sink = NullSink()  # rank 0 alone reports; the others train silently
-    session = _Session(recipe, sink, cancel, run_id=run_id, output_dir=Path(output_dir))
-    session.code_judge = code_judge
+    session = _Session(
+        recipe, sink, cancel, run_id=run_id, output_dir=Path(output_dir), code_judge=code_judge
+    )
     try:
         session.setup(data_dir=Path(data_dir), resume_from=resume_from, offline=offline)
         return session.train()
@@ -248,6 +249,7 @@ class _Session:
         *,
         run_id: str | int,
         output_dir: Path,
+        code_judge: CodeJudge | None = None,
     ) -> None:
         self.recipe = recipe
         self.sink = sink
@@ -264,7 +266,7 @@ class _Session:
         self.last_eval: float | None = None
         self.last_eval_step = -1
         # Code evaluation (the recipe's evaluation section): main process only.
-        self.code_judge: CodeJudge | None = None
+        self.code_judge = code_judge
         self.code_eval: TrainingCodeEval | None = None
         self.last_code_eval_step = -1
         self.last_pass_at_1: float | None = None
@@ -848,7 +850,9 @@ class _Session:
         """pass@k of the model being trained on the recipe's tasks; never fails the run.
 
         The main process answers and judges while the others wait at a barrier (they have
-        nothing to add: the tasks are few and generation is sequential).
+        nothing to add: the tasks are few and generation is sequential). The wait counts
+        against the process group's timeout (10 minutes with NCCL by default), which is one
+        more reason to keep the task set small.
         """
         if self.recipe.evaluation is None:
             return
@@ -863,16 +867,18 @@ class _Session:
             except Exception as exc:  # an evaluator failure must never end the run
                 self.code_eval = None  # one warning, not one per eval step
                 logger.debug("in-training evaluation failed", exc_info=True)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()  # an out-of-memory in generation leaves blocks
                 self.log(
                     logging.WARNING,
                     "evaluation failed at step %d and is off for the rest of this run "
                     "(training continues): %s: %s",
                     self.step,
                     type(exc).__name__,
-                    str(exc).splitlines()[0][:300] if str(exc) else "",
+                    str(exc).splitlines()[0][:300] if str(exc) else "no detail",
                 )
             else:
-                if score is not None:
+                if score is not None:  # None: a stop request cut it short
                     self._report_code_eval(score)
         if accelerator.num_processes > 1:
             accelerator.wait_for_everyone()
