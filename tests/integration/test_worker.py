@@ -233,6 +233,45 @@ def test_two_processes_through_torchrun_train_with_rank_zero_reporting(
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
 
 
+def test_two_processes_evaluate_code_on_rank_zero_only_and_finish(
+    assets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from codetune_studio.core.events import CodeEvalCompleted
+
+    model, data = assets
+    tasks = tmp_path / "tasks.jsonl"
+    # The answer lands in a string the tests close, so the (random) model passes it.
+    task = {
+        "task_id": "always",
+        "prompt": 'def one():\n    return 1\n_answer = """',
+        "tests": '"""\nassert one() == 1\n',
+        "entry_point": "one",
+    }
+    tasks.write_text(json.dumps(task) + "\n", encoding="utf-8")
+    recipe = tmp_path / "r.json"
+    data_ = recipe_data(model, data, max_steps=4, eval_steps=2)
+    data_["evaluation"] = {"tasks": str(tasks), "max_new_tokens": 4, "chat": False}
+    recipe.write_text(json.dumps(data_), encoding="utf-8")
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
+    worker = Worker(_args(recipe, tmp_path / "run", tmp_path), launcher=launcher)
+    # The other process waits at a barrier while rank 0 evaluates: no deadlock, no timeout.
+    assert worker.finish() == 0, "".join(worker.stderr)[-3000:]
+    scores = [e for e in worker.events if isinstance(e, CodeEvalCompleted)]
+    assert [(e.step, e.metrics) for e in scores] == [
+        (2, {"eval_pass@1": 1.0}),
+        (4, {"eval_pass@1": 1.0}),
+    ]
+    assert isinstance(worker.events[-1], RunFinished)
+    assert worker.events[-1].status is RunStatus.FINISHED
+
+
 def test_adapter_loads_with_plain_peft_in_a_fresh_process(
     assets: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -141,6 +141,39 @@ def test_comparing_two_runs_shows_the_differing_field_and_marks_the_best(
     dialog.close()
 
 
+def test_pass_at_1_measured_in_training_is_a_compare_metric_and_result(
+    make_window: Any, qtbot: Any, services: StudioServices
+) -> None:
+    experiments = services.experiments
+    weak = _finished(experiments, "weak", _recipe(learning_rate=1e-4), 1.0)
+    strong = _finished(experiments, "strong", _recipe(learning_rate=3e-4), 2.0)
+    for run_id, scores in ((weak, (0.1, 0.2)), (strong, (0.3, 0.6))):
+        experiments.record_metrics(
+            run_id,
+            [
+                MetricPoint(step, "eval_pass@1", v, 0.0)
+                for step, v in zip((1, 2), scores, strict=True)
+            ],
+        )
+    window = make_window()
+    dialog = window.compare_runs([weak, strong], metric="eval_pass@1")
+    qtbot.waitUntil(lambda: dialog.comparison is not None, timeout=5000)
+    assert dialog.comparison.best_run_id == strong  # higher pass@1 is better
+    table = dialog.results_table
+    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+    row = rows.index("Training pass@1 (last)")
+    columns = {dialog.comparison.runs[c].id: c for c in range(2)}
+    assert dialog.results_table.item(row, columns[strong]).text().startswith("0.6")
+    dialog.metric_combo.setCurrentText("eval_pass@1")
+    assert dialog.metric_combo.currentText() == "eval_pass@1"
+    qtbot.waitUntil(
+        lambda: bool(dialog.curves) and dialog.curves[0].name == "eval_pass@1", timeout=5000
+    )
+    qtbot.waitUntil(lambda: sorted(dialog.plotted_runs()) == sorted([weak, strong]), timeout=5000)
+    assert [c.values for c in dialog.curves if c.run_id == strong] == [[0.3, 0.6]]
+    dialog.close()
+
+
 def test_a_run_started_from_a_clone_records_its_parent(
     make_window: Any, qtbot: Any, services: StudioServices, tmp_path: Path
 ) -> None:

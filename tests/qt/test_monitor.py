@@ -139,3 +139,57 @@ def test_a_nan_loss_stays_visible_as_a_gap_a_cross_and_a_notice(
     panel.attach_run(2, "next", hosted=True)
     assert panel.nonfinite_label.isHidden()
     assert len(marks.getData()[0]) == 0
+
+
+def test_pass_at_1_is_a_curve_in_its_own_plot_for_runs_that_measure_it(
+    qtbot: Any, experiments: ExperimentService, tmp_path: Any
+) -> None:
+    from codetune_studio.core.events import CodeEvalCompleted
+
+    panel = _panel(qtbot, experiments)
+    panel.attach_run(1, "with evaluation", hosted=True)
+    panel.add_events([RunStarted(run_id=1, total_steps=4, output_dir=tmp_path)])
+    panel.add_events([MetricsLogged(step, {"loss": 2.0 / step}) for step in range(1, 5)])
+    qtbot.waitUntil(lambda: panel.point_count("loss") == 4, timeout=2000)
+    panel._on_redraw_timer_timeout()
+    pass_plot = panel.plots["pass"]
+    assert pass_plot.objectName() == "passPlot"
+    assert pass_plot.isHidden()  # a run without an evaluation section: no empty plot
+    panel.add_events(
+        [
+            CodeEvalCompleted(step=2, metrics={"eval_pass@1": 0.0}, tasks=3, seconds=1.5),
+            CodeEvalCompleted(step=4, metrics={"eval_pass@1": 2 / 3}, tasks=3, seconds=1.4),
+        ]
+    )
+    qtbot.waitUntil(lambda: not pass_plot.isHidden(), timeout=2000)
+    curve = next(
+        item for item in pass_plot.getPlotItem().listDataItems() if item.name() == "pass@1"
+    )
+    steps, values = curve.getOriginalDataset()
+    assert list(steps) == [2, 4]
+    assert list(values) == [0.0, 2 / 3]
+    # A fixed 0..1 scale, so 0.67 reads as two in three tasks, not as a full plot.
+    low, high = pass_plot.getPlotItem().getViewBox().viewRange()[1]
+    assert low <= 0.0
+    assert 1.0 <= high < 1.2
+    panel.attach_run(2, "without", hosted=True)
+    assert pass_plot.isHidden()
+
+
+def test_a_followed_run_shows_its_stored_pass_at_1(
+    qtbot: Any, experiments: ExperimentService
+) -> None:
+    run = experiments.create_run("terminal-run", {"training": {"max_steps": 4}})
+    experiments.start_run(run.id, pid=1234, host="elsewhere")
+    experiments.record_metrics(
+        run.id,
+        [MetricPoint(step, "loss", 1.0, 0.0) for step in range(1, 5)]
+        + [MetricPoint(2, "eval_pass@1", 0.25, 0.0), MetricPoint(4, "eval_pass@1", 0.5, 0.0)],
+    )
+    panel = _panel(qtbot, experiments)
+    panel.follow_run(experiments.get_run(run.id))
+    qtbot.waitUntil(lambda: panel.point_count("eval_pass@1") == 2, timeout=5000)
+    experiments.finish_run(run.id, RunStatus.FINISHED)
+    with qtbot.waitSignal(panel.run_status_changed, timeout=5000):
+        panel._on_follow_timer_timeout()
+    panel.shutdown()

@@ -121,6 +121,29 @@ def test_list_fields_take_comma_separated_choices(
     assert "tensorboard" in field.error_label.text()
 
 
+def test_the_evaluation_section_travels_through_the_form_unchanged(
+    qtbot: Any, experiments: ExperimentService
+) -> None:
+    from codetune_studio.core.recipe import TrainingRecipe
+
+    panel = ParametersPanel(experiments, RESOURCES / "recipes")
+    qtbot.addWidget(panel)
+    evaluation = {"tasks": "/data/tasks.jsonl", "samples": 2, "temperature": 0.5}
+    panel.set_recipe(
+        TrainingRecipe.model_validate({"dataset": {"path": "d.jsonl"}, "evaluation": evaluation})
+    )
+    # Edited in the recipe file, not the form: no field of it, and Train keeps it.
+    assert not any(key.startswith("evaluation") for key in panel._fields)
+    panel.field("training.learning_rate").set_value(0.001)
+    panel.set_dataset_path("other.jsonl")
+    assert panel.recipe is not None
+    assert panel.recipe.evaluation is not None
+    assert panel.recipe.evaluation.model_dump(include=set(evaluation)) == evaluation
+    panel.set_recipe(TrainingRecipe.model_validate({"dataset": {"path": "d.jsonl"}}))
+    assert panel.recipe is not None
+    assert panel.recipe.evaluation is None
+
+
 def test_presets_apply_and_keep_the_chosen_dataset(
     qtbot: Any, experiments: ExperimentService
 ) -> None:

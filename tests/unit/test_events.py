@@ -11,6 +11,7 @@ import pytest
 from codetune_studio.core.cancel import CancelToken
 from codetune_studio.core.events import (
     CheckpointSaved,
+    CodeEvalCompleted,
     EvalCompleted,
     Event,
     LogRecorded,
@@ -29,6 +30,9 @@ EVENTS: list[Event] = [
     MetricsLogged(step=3, metrics={"loss": 1.25, "learning_rate": 2e-4, "grad_norm": 0.5}),
     MetricsLogged(step=4, metrics={"loss": math.inf}),
     EvalCompleted(step=5, eval_loss=2.0, perplexity=math.exp(2.0)),
+    CodeEvalCompleted(
+        step=5, metrics={"eval_pass@1": 0.5, "eval_pass@4": 0.75}, tasks=4, samples=4, seconds=2.5
+    ),
     CheckpointSaved(step=5, path=Path("runs/r/checkpoints/checkpoint-5")),
     LogRecorded(level="WARNING", message='quote " and\nnewline ü'),
     RunFinished(status=RunStatus.FINISHED, final_step=10, adapter_path=Path("runs/r/adapter")),

@@ -372,6 +372,7 @@ def print_comparison(comparison: Comparison) -> None:
         ("final loss", "final_loss"),
         ("best eval loss", "best_eval_loss"),
         ("perplexity", "perplexity"),
+        ("training pass@1", "final_pass_at_1"),
         ("tokens/s", "tokens_per_second"),
         ("wall time", "wall_time_s"),
         ("peak memory MB", "peak_memory_mb"),

@@ -152,6 +152,8 @@ def _train(
     loss = f", loss {result.train_loss:.4f}" if result.train_loss is not None else ""
     if result.eval_loss is not None:
         loss += f", eval loss {result.eval_loss:.4f}"
+    if result.pass_at_1 is not None:
+        loss += f", pass@1 {result.pass_at_1:.3f}"
     if recorded.storage_problem:  # trained, but the record is incomplete: not a success
         echo_error(f"run {run_id}: {recorded.storage_problem}")
         return 1
@@ -198,6 +200,7 @@ class _Progress:
         """Update the bar (or print a line) for one event."""
         from codetune_studio.core.events import (
             CheckpointSaved,
+            CodeEvalCompleted,
             EvalCompleted,
             LogRecorded,
             MetricsLogged,
@@ -213,6 +216,11 @@ class _Progress:
             self._write(
                 f"step {event.step}: eval loss {event.eval_loss:.4f}, "
                 f"perplexity {event.perplexity:.2f}"
+            )
+        elif isinstance(event, CodeEvalCompleted):
+            self._write(
+                f"step {event.step}: pass@1 {event.metrics.get('eval_pass@1', float('nan')):.3f} "
+                f"on {event.tasks} tasks ({event.seconds:.1f} s)"
             )
         elif isinstance(event, CheckpointSaved):
             self._write(f"step {event.step}: checkpoint {event.path}")

@@ -40,7 +40,9 @@ Axis = Literal["step", "tokens", "epoch"]
 AXES: tuple[Axis, ...] = ("step", "tokens", "epoch")
 
 #: Metrics where larger is better; every other metric is minimised when picking the best run.
-_MAXIMISED = frozenset({"tokens_per_second", "accuracy", "pass_at_1", "pass_at_k"})
+_MAXIMISED = frozenset(
+    {"tokens_per_second", "accuracy", "pass_at_1", "pass_at_k", "eval_pass@1", "final_pass_at_1"}
+)
 
 #: The names ``--metric`` takes besides the :class:`RunResults` fields themselves.
 _ALIASES = {
@@ -49,6 +51,7 @@ _ALIASES = {
     "train_loss": "final_loss",
     "pass@1": "pass_at_1",
     "pass@k": "pass_at_k",
+    "eval_pass@1": "final_pass_at_1",
 }
 
 
@@ -71,6 +74,8 @@ class RunResults(BaseModel):
         base_pass_at_1: The base model's pass@1 on the same tasks, when it was compared.
         eval_tasks: The task file (or code folder) of that evaluation.
         eval_id: The stored evaluation's id (``codetune-studio eval show ID``).
+        final_pass_at_1: pass@1 on the recipe's evaluation tasks at the last evaluation (the
+            saved adapter's), for runs that measure it during training.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -89,6 +94,7 @@ class RunResults(BaseModel):
     base_pass_at_1: float | None = None
     eval_tasks: str | None = None
     eval_id: int | None = None
+    final_pass_at_1: float | None = None
 
     def metric(self, name: str) -> float | None:
         """A result by the metric name users pass to ``--metric`` (``eval_loss``, ``pass@1``...)."""
@@ -138,6 +144,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "steps",
     "pass_at_1",
     "pass_at_k",
+    "final_pass_at_1",
 )
 
 
@@ -320,8 +327,9 @@ def best_run(results: Mapping[int, RunResults], metric: str) -> int | None:
     Args:
         results: Run id to results.
         metric: ``eval_loss`` (the best evaluation loss), ``loss`` (final training loss),
-            ``pass@1`` (the newest code evaluation's pass@1, higher is better), or any numeric
-            :class:`RunResults` field name (:data:`METRIC_NAMES`).
+            ``pass@1`` (the newest code evaluation's pass@1, higher is better),
+            ``eval_pass@1`` (the last pass@1 measured during training, higher is better), or any
+            numeric :class:`RunResults` field name (:data:`METRIC_NAMES`).
 
     Returns:
         The best run's id, or ``None`` when no run has a finite value.

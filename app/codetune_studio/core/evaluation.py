@@ -1,17 +1,22 @@
 """Code evaluation's domain: tasks, per-sample outcomes, a model's scores, and pass@k.
 
 A task follows HumanEval's layout (``task_id``, ``prompt``, ``tests``, ``entry_point``), so public
-sets load as they are. :func:`pass_at_k` is the unbiased estimator of Chen et al. (2021),
+sets load as they are (:func:`load_tasks` reads a JSONL file of them, naming ``file:line`` in its
+errors; the recipe's ``evaluation`` section is checked with it too). :func:`pass_at_k` is the unbiased estimator of Chen et al. (2021),
 "Evaluating Large Language Models Trained on Code", section 2.1.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from codetune_studio.core.errors import DatasetError
 
 __all__ = [
     "EvalComparison",
@@ -20,6 +25,7 @@ __all__ = [
     "SampleFinding",
     "SampleOutcome",
     "TaskOutcome",
+    "load_tasks",
     "pass_at_k",
 ]
 
@@ -183,3 +189,43 @@ class EvalComparison(BaseModel):
     def regressed(self, tolerance: float = 0.0) -> bool:
         """Whether the tuned model's pass@1 is below the base's by more than ``tolerance``."""
         return self.tuned.pass_at_1 < self.base.pass_at_1 - tolerance
+
+
+def load_tasks(path: Path) -> list[EvalTask]:
+    """Read a JSONL task file: one ``{task_id, prompt, tests, entry_point}`` object a line.
+
+    Raises:
+        DatasetError: The file cannot be read, a line is not such an object (``file:line``), or
+            two tasks share an id.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the task file: {exc}") from None
+    tasks: list[EvalTask] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise DatasetError(
+                f"{where}: expected an object with task_id, prompt, tests, entry_point"
+            )
+        try:
+            task = EvalTask.model_validate({**record, "source": where})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise DatasetError(f"{where}: {field}: {first['msg']}") from None
+        if task.task_id in seen:
+            raise DatasetError(f"{where}: task_id {task.task_id!r} appears twice")
+        seen.add(task.task_id)
+        tasks.append(task)
+    if not tasks:
+        raise DatasetError(f"{path}: no tasks in the file")
+    return tasks

@@ -20,6 +20,7 @@ from codetune_studio.core.status import RunStatus
 
 __all__ = [
     "CheckpointSaved",
+    "CodeEvalCompleted",
     "EvalCompleted",
     "Event",
     "LogRecorded",
@@ -79,6 +80,26 @@ class EvalCompleted:
 
 
 @dataclass(slots=True, frozen=True)
+class CodeEvalCompleted:
+    """The recipe's code tasks were answered by the model being trained and run in the sandbox.
+
+    Attributes:
+        step: The optimizer step after which it ran.
+        metrics: ``eval_pass@1`` and, for several samples a task, ``eval_pass@N``; each in
+            [0, 1].
+        tasks: How many tasks were evaluated.
+        samples: Answers per task.
+        seconds: How long generating and running the answers took.
+    """
+
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    tasks: int = 0
+    samples: int = 1
+    seconds: float = 0.0
+
+
+@dataclass(slots=True, frozen=True)
 class CheckpointSaved:
     """A complete checkpoint now exists on disk.
 
@@ -121,13 +142,22 @@ class RunFinished:
     error: str | None = None
 
 
-Event = RunStarted | MetricsLogged | EvalCompleted | CheckpointSaved | LogRecorded | RunFinished
+Event = (
+    RunStarted
+    | MetricsLogged
+    | EvalCompleted
+    | CodeEvalCompleted
+    | CheckpointSaved
+    | LogRecorded
+    | RunFinished
+)
 
 #: The ``event`` tag each class is written with; part of the worker's wire format.
 _TAGS: Final[dict[type[Any], str]] = {
     RunStarted: "run_started",
     MetricsLogged: "metrics_logged",
     EvalCompleted: "eval_completed",
+    CodeEvalCompleted: "code_eval_completed",
     CheckpointSaved: "checkpoint_saved",
     LogRecorded: "log_recorded",
     RunFinished: "run_finished",

@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import logging
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -31,7 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from codetune_studio.core.errors import ConfigError
+from codetune_studio.core.errors import ConfigError, DatasetError
+from codetune_studio.core.evaluation import load_tasks
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -40,6 +42,7 @@ __all__ = [
     "CURRENT_SCHEMA_VERSION",
     "DatasetFormat",
     "DatasetSpec",
+    "EvaluationSpec",
     "LaunchSpec",
     "LoraSpec",
     "Method",
@@ -49,6 +52,7 @@ __all__ = [
     "TrainingRecipe",
     "TrainingSpec",
     "apply_overrides",
+    "check_evaluation_tasks",
     "load_recipe",
     "parse_recipe",
     "recipe_hash",
@@ -233,6 +237,34 @@ class LaunchSpec(BaseModel):
     dynamo_backend: str | None = Field(None, description="torch.compile backend, e.g. inductor.")
 
 
+class EvaluationSpec(BaseModel):
+    """Code evaluation while training: pass@1 on a task file at every ``training.eval_steps``.
+
+    The model being trained answers each task (on the main process), every answer runs with its
+    tests in the sandbox, and ``eval_pass@1`` (and ``eval_pass@N`` for N samples) is stored
+    beside the eval loss. A failure here is a warning; it never stops the training.
+    """
+
+    model_config = _FROZEN
+
+    tasks: str = Field(
+        min_length=1,
+        description="A JSONL task file ({task_id, prompt, tests, entry_point} a line), "
+        "relative to the recipe.",
+    )
+    samples: Int = Field(1, ge=1, le=100, description="Answers per task (n of pass@k).")
+    max_new_tokens: Int = Field(128, ge=1, le=32768, description="Length limit of each answer.")
+    temperature: Float = Field(0.0, ge=0.0, le=5.0, description="0: greedy decoding.")
+    max_tasks: Int | None = Field(
+        None, ge=1, description="Evaluate only the first N tasks; null: all of them."
+    )
+    chat: Bool = Field(
+        True,
+        description="Ask each task as a user turn through the chat template; false: the prompt "
+        "is plain text for the model to continue.",
+    )
+
+
 class TrainingRecipe(BaseModel):
     """Everything a training run needs, as a user writes it in a recipe file."""
 
@@ -256,6 +288,9 @@ class TrainingRecipe(BaseModel):
     )
     launch: LaunchSpec | None = Field(
         None, description="Start through `accelerate launch` with these options."
+    )
+    evaluation: EvaluationSpec | None = Field(
+        None, description="Measure pass@1 on code tasks at every eval step; null: off."
     )
 
     @field_validator("schema_version")
@@ -327,7 +362,36 @@ def load_recipe(path: Path) -> TrainingRecipe:
         raise ConfigError(
             f"{path}: a recipe must be a mapping of keys to values, got {_kind(data)}"
         )
-    return parse_recipe(_anchor_paths(dict(data), path.parent), source=str(path))
+    recipe = parse_recipe(_anchor_paths(dict(data), path.parent), source=str(path))
+    check_evaluation_tasks(recipe, source=str(path))
+    return recipe
+
+
+def check_evaluation_tasks(recipe: TrainingRecipe, *, source: str) -> None:
+    """Check that the recipe's evaluation task file exists and every line of it is a task.
+
+    Done when a recipe file is read (not in the schema itself: the window validates the form
+    on every keystroke, and a recipe stored in the database may come from another machine).
+
+    Args:
+        recipe: The validated recipe.
+        source: Where the recipe came from, for the message.
+
+    Raises:
+        ConfigError: The file is missing or malformed; the message names ``file:line``.
+    """
+    if recipe.evaluation is None:
+        return
+    path = Path(recipe.evaluation.tasks).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"{source}: evaluation.tasks: task file not found: {path} (a JSONL file with one "
+            "{task_id, prompt, tests, entry_point} object a line, relative to the recipe)"
+        )
+    try:
+        load_tasks(path)
+    except DatasetError as exc:
+        raise ConfigError(f"{source}: evaluation.tasks: {exc}") from None
 
 
 def apply_overrides(recipe: TrainingRecipe, overrides: Sequence[str]) -> TrainingRecipe:
@@ -364,7 +428,10 @@ def apply_overrides(recipe: TrainingRecipe, overrides: Sequence[str]) -> Trainin
             problems.append(problem)
     if problems:
         raise ConfigError("--set: " + "; ".join(problems))
-    return parse_recipe(data, source="--set")
+    changed = parse_recipe(data, source="--set")
+    if changed.evaluation != recipe.evaluation:
+        check_evaluation_tasks(changed, source="--set")  # a new task file is checked too
+    return changed
 
 
 def recipe_hash(recipe: TrainingRecipe) -> str:
@@ -376,8 +443,12 @@ def recipe_hash(recipe: TrainingRecipe) -> str:
     Returns:
         A 64-character hexadecimal SHA-256 of the recipe's canonical JSON.
     """
-    # A recipe without a launch section hashes as it did before the section existed.
-    exclude = {"name"} if recipe.launch is not None else {"name", "launch"}
+    # A recipe without a launch section hashes as it did before the section existed. The
+    # evaluation section never counts: it measures the model without changing a weight (its
+    # sampling runs in a forked RNG), so a model version's hash stays that of its training.
+    exclude = {"name", "evaluation"}
+    if recipe.launch is None:
+        exclude.add("launch")
     payload = recipe.model_dump(mode="json", exclude=exclude)
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -487,6 +558,11 @@ def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         # The recipe's own folder, not the working one: the run lands in the same place
         # whichever folder `train` is started from.
         data["output_dir"] = str((base / output_dir).resolve())
+    evaluation = data.get("evaluation")
+    if isinstance(evaluation, Mapping) and isinstance(evaluation.get("tasks"), str):
+        anchored = _anchor(evaluation["tasks"], base)
+        if anchored is not None:
+            data["evaluation"] = {**evaluation, "tasks": anchored}
     model = data.get("model")
     if isinstance(model, str) and model != "starter":
         anchored = _anchor(model, base)
@@ -524,9 +600,14 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
     for part in loc:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        # An optional section (launch, evaluation) is annotated ``Spec | None``.
+        options = typing.get_args(annotation) or (annotation,)
+        section = next(
+            (o for o in options if isinstance(o, type) and issubclass(o, BaseModel)), None
+        )
+        if section is None:
             return None
-        model = annotation
+        model = section
     return model
 
 

@@ -52,9 +52,29 @@ NOTES: Final[dict[str, str]] = {
     "less memory for about a third more time.",
     "training.logging_steps": "Log the loss every N optimizer steps.",
     "lora.lora_dropout": "Dropout on the LoRA input; 0 for small datasets trained briefly.",
+    "evaluation.tasks": "With an `evaluation` section the model being trained answers these "
+    "tasks at every `training.eval_steps` and at the end (on the main process), each answer "
+    "runs with its tests in the sandbox, and `eval_pass@1` becomes a curve in the monitor "
+    "beside the eval loss, a row of `runs compare` and a metric of the compare dialog; the run "
+    "log says how long each evaluation took. A failure there (no sandbox, a vanished task file) "
+    "is one warning and training continues. The file is checked when the recipe is read: a "
+    "missing file or a malformed line is an error naming `file:line`. "
+    "`resources/eval/python-tasks.jsonl` is a small held-out set; HumanEval's layout loads as "
+    "it is. Without the section (`evaluation: null`, the default) nothing is evaluated.",
+    "evaluation.samples": "Above 1, `eval_pass@N` is recorded too (the unbiased estimator); "
+    "with `temperature: 0` every sample is the same, so raise the temperature with it.",
+    "evaluation.max_new_tokens": "Each answer costs up to this many tokens of generation on the "
+    "training device at every eval step: keep the task set small and this short.",
+    "evaluation.max_tasks": "A quick look at a big task file during training; run "
+    "`codetune-studio eval` on the finished model for the full score.",
 }
 
-_MODELS: Final = {"dataset": "DatasetSpec", "training": "TrainingSpec", "lora": "LoraSpec"}
+_MODELS: Final = {
+    "dataset": "DatasetSpec",
+    "training": "TrainingSpec",
+    "lora": "LoraSpec",
+    "evaluation": "EvaluationSpec",
+}
 
 
 @dataclass(frozen=True)

@@ -168,12 +168,19 @@ class Generator:
         model: A causal LM, or a ``PeftModel`` around one.
         tokenizer: Its tokenizer.
         has_adapter: Whether ``model`` carries an adapter (the ``base`` variant switches it off).
+        inference_mode: Generate under ``torch.inference_mode`` (fastest). A model that goes on
+            training afterwards wants ``False`` (plain ``no_grad``): a buffer a model caches
+            lazily while generating (some rotary embeddings do) would otherwise be an inference
+            tensor, which autograd refuses in the next training step.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, has_adapter: bool) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, has_adapter: bool, inference_mode: bool = True
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.has_adapter = has_adapter
+        self.inference_mode = inference_mode
         self.device = str(next(model.parameters()).device)
 
     def encode(self, text: str, *, chat: bool) -> list[int]:
@@ -209,7 +216,8 @@ class Generator:
             torch.manual_seed(params.seed)
         inputs = torch.tensor([prompt_ids], device=self.device)
         start = time.perf_counter()
-        with self._variant(variant), torch.inference_mode():
+        grad_off = torch.inference_mode() if self.inference_mode else torch.no_grad()
+        with self._variant(variant), grad_off:
             self.model.generate(
                 input_ids=inputs,
                 attention_mask=torch.ones_like(inputs),

@@ -37,6 +37,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 from codetune_studio.core.errors import CodetuneError, ConfigError, TrainingError
 from codetune_studio.core.events import (
     CheckpointSaved,
+    CodeEvalCompleted,
     EvalCompleted,
     LogRecorded,
     MetricsLogged,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from codetune_studio.core.cancel import CancelToken
     from codetune_studio.core.events import Event
     from codetune_studio.core.recipe import TrainingRecipe
+    from codetune_studio.engine.code_eval import CodeEvalScore, CodeJudge, TrainingCodeEval
     from codetune_studio.engine.data import PreparedData
 
 __all__ = [
@@ -116,6 +118,7 @@ class RunResult:
         error: What went wrong and what to do, for a failed run.
         train_loss: The last logged training loss.
         eval_loss: The last evaluation loss.
+        pass_at_1: The last pass@1 on the recipe's evaluation tasks, when it has them.
         dataset_fingerprint: The content hash of the training data, for the model's lineage.
     """
 
@@ -127,6 +130,7 @@ class RunResult:
     error: str | None = None
     train_loss: float | None = None
     eval_loss: float | None = None
+    pass_at_1: float | None = None
     dataset_fingerprint: str | None = None
 
 
@@ -140,6 +144,7 @@ def run_training(
     data_dir: Path,
     resume_from: Path | None = None,
     offline: bool = True,
+    code_judge: CodeJudge | None = None,
 ) -> RunResult:
     """Train a model as the recipe says, reporting through ``sink``.
 
@@ -157,13 +162,18 @@ def run_training(
         data_dir: The studio's data folder (where the starter model is cached).
         resume_from: A ``checkpoint-N`` folder to continue from exactly.
         offline: Never touch the network (models must be local or cached).
+        code_judge: Runs generated code with its tests, for the recipe's ``evaluation``
+            section (the worker passes the sandbox); without one that section is skipped
+            with a warning.
 
     Returns:
         How the run ended.
     """
     if int(os.environ.get("RANK", "0")) != 0:
         sink = NullSink()  # rank 0 alone reports; the others train silently
-    session = _Session(recipe, sink, cancel, run_id=run_id, output_dir=Path(output_dir))
+    session = _Session(
+        recipe, sink, cancel, run_id=run_id, output_dir=Path(output_dir), code_judge=code_judge
+    )
     try:
         session.setup(data_dir=Path(data_dir), resume_from=resume_from, offline=offline)
         return session.train()
@@ -239,6 +249,7 @@ class _Session:
         *,
         run_id: str | int,
         output_dir: Path,
+        code_judge: CodeJudge | None = None,
     ) -> None:
         self.recipe = recipe
         self.sink = sink
@@ -254,6 +265,11 @@ class _Session:
         self.nonfinite_steps = 0
         self.last_eval: float | None = None
         self.last_eval_step = -1
+        # Code evaluation (the recipe's evaluation section): main process only.
+        self.code_judge = code_judge
+        self.code_eval: TrainingCodeEval | None = None
+        self.last_code_eval_step = -1
+        self.last_pass_at_1: float | None = None
         self.mask_mode: MaskMode = "block"
         self.mask_dtype = torch.bool
         self.pad_token_id = 0
@@ -296,6 +312,7 @@ class _Session:
             error=error,
             train_loss=self.last_loss,
             eval_loss=self.last_eval,
+            pass_at_1=self.last_pass_at_1,
             dataset_fingerprint=self.data_fingerprint or None,
         )
 
@@ -353,6 +370,7 @@ class _Session:
         self.checkpoints.remove_stale()
         if resume_from is not None:
             self._resume(Path(resume_from))
+        self._setup_code_eval()
         if report_to:
             # Rank 0 alone writes; a resumed run appends to the same folder by step.
             self.accelerator.init_trackers(TENSORBOARD_DIR)
@@ -582,6 +600,8 @@ class _Session:
         accelerator.wait_for_everyone()
         if self.recipe.training.eval_steps and plan.validation and self.last_eval_step != self.step:
             self._evaluate()  # the final model's score, even off the eval_steps grid
+        if self.last_code_eval_step != self.step:
+            self._evaluate_code()  # likewise for pass@1: the saved adapter's score
         adapter = self._save_output()
         self.emit(
             RunFinished(status=RunStatus.FINISHED, final_step=self.step, adapter_path=adapter)
@@ -606,8 +626,10 @@ class _Session:
             self._track("train", metrics)
         if self.nonfinite_steps:
             return  # nothing changed since the last finite step: no evaluation or checkpoint
-        if training.eval_steps and self.step % training.eval_steps == 0 and plan.validation:
-            self._evaluate()
+        if training.eval_steps and self.step % training.eval_steps == 0:
+            if plan.validation:
+                self._evaluate()
+            self._evaluate_code()
         if training.save_steps and self.step % training.save_steps == 0:
             self._checkpoint(epoch, position)
 
@@ -800,6 +822,94 @@ class _Session:
         self.last_eval_step = self.step
         self.emit(EvalCompleted(step=self.step, eval_loss=eval_loss, perplexity=perplexity))
         self._track("eval", {"loss": eval_loss, "perplexity": perplexity})
+
+    def _setup_code_eval(self) -> None:
+        """Read the recipe's evaluation tasks (main process); a problem only turns it off."""
+        from codetune_studio.engine.code_eval import TrainingCodeEval
+
+        spec = self.recipe.evaluation
+        if spec is None or not self._accelerator().is_main_process:
+            return
+        if self.code_judge is None:
+            self.log(
+                logging.WARNING,
+                "evaluation is off for this run: nothing here can run the generated code "
+                "(start the run through the worker or `codetune-studio train`)",
+            )
+            return
+        try:
+            self.code_eval = TrainingCodeEval(spec, self.code_judge, seed=self.recipe.training.seed)
+        except CodetuneError as exc:
+            self.log(logging.WARNING, "evaluation is off for this run: %s", exc)
+            return
+        self.log(
+            logging.INFO,
+            "evaluation: %d tasks from %s, %d sample(s) each, at every eval step and at the end",
+            len(self.code_eval.tasks),
+            spec.tasks,
+            spec.samples,
+        )
+
+    def _evaluate_code(self) -> None:
+        """pass@k of the model being trained on the recipe's tasks; never fails the run.
+
+        The main process answers and judges while the others wait at a barrier (they have
+        nothing to add: the tasks are few and generation is sequential). The wait counts
+        against the process group's timeout (10 minutes with NCCL by default), which is one
+        more reason to keep the task set small.
+        """
+        if self.recipe.evaluation is None:
+            return
+        accelerator = self._accelerator()
+        self.last_code_eval_step = self.step
+        if self.code_eval is not None:
+            model = accelerator.unwrap_model(self.model)
+            try:
+                score = self.code_eval.evaluate(
+                    model, self.tokenizer, step=self.step, cancel=self.cancel
+                )
+            except Exception as exc:  # an evaluator failure must never end the run
+                self.code_eval = None  # one warning, not one per eval step
+                logger.debug("in-training evaluation failed", exc_info=True)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()  # an out-of-memory in generation leaves blocks
+                self.log(
+                    logging.WARNING,
+                    "evaluation failed at step %d and is off for the rest of this run "
+                    "(training continues): %s: %s",
+                    self.step,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:300] if str(exc) else "no detail",
+                )
+            else:
+                if score is not None:  # None: a stop request cut it short
+                    self._report_code_eval(score)
+        if accelerator.num_processes > 1:
+            accelerator.wait_for_everyone()
+
+    def _report_code_eval(self, score: CodeEvalScore) -> None:
+        pass_at_1 = score.metrics["eval_pass@1"]
+        self.last_pass_at_1 = pass_at_1
+        self.log(
+            logging.INFO,
+            "step %d: pass@1 %.3f on %d tasks (%d of %d answers passed) in %.1f s",
+            self.step,
+            pass_at_1,
+            score.tasks,
+            score.passed,
+            score.tasks * score.samples,
+            score.seconds,
+        )
+        self.emit(
+            CodeEvalCompleted(
+                step=self.step,
+                metrics=score.metrics,
+                tasks=score.tasks,
+                samples=score.samples,
+                seconds=score.seconds,
+            )
+        )
+        self._track("eval", {k.removeprefix("eval_"): v for k, v in score.metrics.items()})
 
     def _track(self, prefix: str, metrics: dict[str, float]) -> None:
         """Send metrics to the recipe's trackers (``training.report_to``), if any."""

@@ -13,7 +13,6 @@ point for the window, and closing it kills the generation child.
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import re
 import textwrap
@@ -21,9 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from codetune_studio.core.errors import ConfigError, DatasetError, NotFoundError
+from codetune_studio.core.errors import ConfigError, NotFoundError
 from codetune_studio.core.evaluation import (
     EvalComparison,
     EvalTask,
@@ -31,6 +28,7 @@ from codetune_studio.core.evaluation import (
     SampleFinding,
     SampleOutcome,
     TaskOutcome,
+    load_tasks,
     pass_at_k,
 )
 from codetune_studio.core.generation import (
@@ -59,6 +57,7 @@ __all__ = [
     "extract_code",
     "load_tasks",
     "local_analyzer",
+    "sandbox_judge",
     "tasks_from_code",
 ]
 
@@ -77,46 +76,6 @@ class EvalProgress:
 
 
 # --- tasks ------------------------------------------------------------------------------------
-
-
-def load_tasks(path: Path) -> list[EvalTask]:
-    """Read a JSONL task file: one ``{task_id, prompt, tests, entry_point}`` object a line.
-
-    Raises:
-        DatasetError: The file cannot be read, a line is not such an object (``file:line``), or
-            two tasks share an id.
-    """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the task file: {exc}") from None
-    tasks: list[EvalTask] = []
-    seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise DatasetError(
-                f"{where}: expected an object with task_id, prompt, tests, entry_point"
-            )
-        try:
-            task = EvalTask.model_validate({**record, "source": where})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise DatasetError(f"{where}: {field}: {first['msg']}") from None
-        if task.task_id in seen:
-            raise DatasetError(f"{where}: task_id {task.task_id!r} appears twice")
-        seen.add(task.task_id)
-        tasks.append(task)
-    if not tasks:
-        raise DatasetError(f"{path}: no tasks in the file")
-    return tasks
 
 
 def tasks_from_code(folder: Path) -> list[EvalTask]:
@@ -243,6 +202,27 @@ def _parses(code: str) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
+
+
+def sandbox_judge(sandbox: Sandbox | None = None) -> Callable[[EvalTask, str], bool]:
+    """A judge for the engine's in-training evaluation: each answer runs in the sandbox.
+
+    The same program building and sandbox as :class:`EvalService`, so pass@1 during training
+    means what ``codetune-studio eval`` means by it.
+
+    Args:
+        sandbox: The sandbox to use; one with the default limits otherwise.
+
+    Returns:
+        ``judge(task, completion)``: whether the answer passed its tests.
+    """
+    box = sandbox or Sandbox()
+
+    def judge(task: EvalTask, completion: str) -> bool:
+        _code, program = build_program(task, completion)
+        return box.run(program).passed
+
+    return judge
 
 
 # --- the local analyzer -------------------------------------------------------------------------

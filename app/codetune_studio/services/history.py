@@ -56,7 +56,15 @@ logger = logging.getLogger(__name__)
 #: The worker's log file inside a run's output folder (the run host and the queue write it).
 LOG_FILE_NAME = "worker.log"
 
-_RESULT_METRICS = ("loss", "eval_loss", "perplexity", "tokens_per_second", "tokens", "memory_mb")
+_RESULT_METRICS = (
+    "loss",
+    "eval_loss",
+    "perplexity",
+    "tokens_per_second",
+    "tokens",
+    "memory_mb",
+    "eval_pass@1",
+)
 _CURVE_EXTRAS = ("tokens", "epoch")
 
 
@@ -537,6 +545,7 @@ def _results(run: Run, stats: dict[str, MetricAggregate]) -> RunResults:
     speed = stats.get("tokens_per_second")
     tokens = stats.get("tokens")
     memory = stats.get("memory_mb")
+    passes = stats.get("eval_pass@1")
     end = run.ended_at or (datetime.now(UTC) if run.status is RunStatus.RUNNING else None)
     wall = (end - run.started_at).total_seconds() if end and run.started_at else None
     return RunResults(
@@ -548,6 +557,7 @@ def _results(run: Run, stats: dict[str, MetricAggregate]) -> RunResults:
         tokens_seen=_finite(tokens.total) if tokens else None,
         wall_time_s=wall,
         peak_memory_mb=_finite(memory.maximum) if memory else None,
+        final_pass_at_1=_finite(passes.last) if passes else None,
     )
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from codetune_studio.core.errors import StorageError
 from codetune_studio.core.events import (
+    CodeEvalCompleted,
     EvalCompleted,
     Event,
     MetricsLogged,
@@ -90,6 +91,8 @@ class RunRecorder:
             self._queue(event.step, event.metrics)
         elif isinstance(event, EvalCompleted):
             self._queue(event.step, {"eval_loss": event.eval_loss, "perplexity": event.perplexity})
+        elif isinstance(event, CodeEvalCompleted):
+            self._queue(event.step, event.metrics)
         elif isinstance(event, RunFinished):
             self._on_finished(event.status, event.error)
 

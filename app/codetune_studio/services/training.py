@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from codetune_studio.core.cancel import CancelToken
     from codetune_studio.core.models import ModelVersion, Run
     from codetune_studio.core.recipe import TrainingRecipe
+    from codetune_studio.engine.code_eval import CodeJudge
     from codetune_studio.engine.run import RunResult
     from codetune_studio.engine.sinks import EventSink
     from codetune_studio.services.experiments import ExperimentService
@@ -39,6 +40,7 @@ __all__ = [
     "PlannedRun",
     "RecordedRun",
     "TrainingRunService",
+    "code_judge_for",
     "new_run_folder_name",
     "open_training_runs",
 ]
@@ -47,6 +49,22 @@ logger = logging.getLogger(__name__)
 
 #: The recipe a run trained with, written into its folder.
 RECIPE_SNAPSHOT = "recipe.json"
+
+
+def code_judge_for(recipe: TrainingRecipe) -> CodeJudge | None:
+    """What runs the generated code of the recipe's ``evaluation`` section: the sandbox.
+
+    Args:
+        recipe: The recipe.
+
+    Returns:
+        A judge for the engine, or ``None`` when the recipe evaluates nothing.
+    """
+    if recipe.evaluation is None:
+        return None
+    from codetune_studio.services.evaluation import sandbox_judge
+
+    return sandbox_judge()
 
 
 def new_run_folder_name() -> str:
@@ -294,6 +312,7 @@ class TrainingRunService:
                 data_dir=data_dir,
                 resume_from=resume_from,
                 offline=offline,
+                code_judge=code_judge_for(recipe),
             )
         finally:
             recorder.close()  # flushes the metrics and records how the run ended

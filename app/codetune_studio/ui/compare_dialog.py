@@ -53,7 +53,15 @@ _BEST_KEY = "best"
 
 logger = logging.getLogger(__name__)
 
-_METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second", "perplexity")
+_METRICS = (
+    "loss",
+    "eval_loss",
+    "eval_pass@1",
+    "learning_rate",
+    "grad_norm",
+    "tokens_per_second",
+    "perplexity",
+)
 _AXIS_LABELS = {"step": "optimizer step", "tokens": "tokens seen", "epoch": "epoch"}
 _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
 _RESULT_ROWS = (
@@ -64,6 +72,7 @@ _RESULT_ROWS = (
     ("Code eval pass@1", "pass_at_1"),
     ("Code eval pass@k", "pass_at_k"),
     ("Base pass@1", "base_pass_at_1"),
+    ("Training pass@1 (last)", "final_pass_at_1"),
     ("Perplexity", "perplexity"),
     ("Tokens/s", "tokens_per_second"),
     ("Tokens seen", "tokens_seen"),
@@ -390,7 +399,7 @@ def _result_text(results: RunResults, key: str) -> str:
         return "-"
     if key == "eval_tasks":
         return Path(str(value)).name
-    if key in ("pass_at_1", "base_pass_at_1"):
+    if key in ("pass_at_1", "base_pass_at_1", "final_pass_at_1"):
         return f"{value * 100:.1f}%"
     if key == "pass_at_k":
         return f"{value * 100:.1f}% (k={results.eval_k})"

@@ -107,6 +107,11 @@ def _run(args: argparse.Namespace, sink: EventSink, cancel: CancelToken) -> int:
             return exit_code_for(recorded.result.status)
         from codetune_studio.engine.run import run_training
 
+        judge = None
+        if recipe.evaluation is not None:
+            from codetune_studio.services.training import code_judge_for
+
+            judge = code_judge_for(recipe)
         result = run_training(
             recipe,
             sink,
@@ -116,6 +121,7 @@ def _run(args: argparse.Namespace, sink: EventSink, cancel: CancelToken) -> int:
             data_dir=data_dir,
             resume_from=resume,
             offline=not args.online,
+            code_judge=judge,
         )
         return exit_code_for(result.status)
 

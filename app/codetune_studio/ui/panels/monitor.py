@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from codetune_studio.core.events import (
     CheckpointSaved,
+    CodeEvalCompleted,
     EvalCompleted,
     Event,
     LogRecorded,
@@ -59,13 +60,18 @@ SERIES: dict[str, tuple[str, str, str]] = {
     "grad_norm": ("grad", "grad norm", "#a855f7"),
     "tokens_per_second": ("speed", "tokens/s", "#0ea5e9"),
     "memory_mb": ("memory", "memory (MB)", "#ef4444"),
+    # The recipe's evaluation section: pass@1 on code tasks, in [0, 1].
+    "eval_pass@1": ("pass", "pass@1", "#16a34a"),
 }
+#: Series drawn as points joined by lines: measured now and then, not every step.
+_SPARSE = frozenset({"eval_loss", "eval_pass@1"})
 _PLOTS: dict[str, tuple[str, str]] = {
     "loss": ("lossPlot", "Loss"),
     "lr": ("lrPlot", "Learning rate"),
     "grad": ("gradPlot", "Grad norm"),
     "speed": ("speedPlot", "Tokens / s"),
     "memory": ("memoryPlot", "Memory (MB)"),
+    "pass": ("passPlot", "Pass@1 on code tasks"),
 }
 _ALIASES = {
     "train_loss": "loss",
@@ -282,20 +288,35 @@ class MonitorPanel(Panel):
             plot.setMinimumSize(120, 90)
             self._plots[key] = plot
         grid = self._plot_grid
-        grid.addWidget(self._plots["loss"], 0, 0, 2, 1)
+        # The loss spans a third row too, which is empty (and takes no room) until a run
+        # measures pass@1.
+        grid.addWidget(self._plots["loss"], 0, 0, 3, 1)
         grid.addWidget(self._plots["lr"], 0, 1)
         grid.addWidget(self._plots["grad"], 0, 2)
         grid.addWidget(self._plots["speed"], 1, 1)
         grid.addWidget(self._plots["memory"], 1, 2)
+        # Only runs whose recipe has an evaluation section measure pass@1: the plot appears
+        # with its first point (see _show_pass_plot), under the small plots, as wide as they
+        # are together, so the monitor grows no wider.
+        grid.addWidget(self._plots["pass"], 2, 1, 1, 2)
+        self._plots["pass"].hide()
+        self._plots["pass"].getPlotItem().setYRange(0.0, 1.0, padding=0.05)
+        self._plots["pass"].getPlotItem().enableAutoRange(y=False)
         grid.setColumnStretch(0, 2)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
         self._plots["loss"].getPlotItem().addLegend(offset=(-10, 10))
+        # Top left: a model is usually weakest early, so the curve is low there.
+        self._plots["pass"].getPlotItem().addLegend(offset=(10, 5))
+        # Three ticks: a plot a third of the loss plot's height has no room for six labels.
+        self._plots["pass"].getPlotItem().getAxis("left").setTicks(
+            [[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]]
+        )
         import pyqtgraph as pg
 
         for key, (plot_key, label, colour) in SERIES.items():
             pen = pg.mkPen(colour, width=2)
-            symbol = "o" if key == "eval_loss" else None
+            symbol = "o" if key in _SPARSE else None
             curve = self._plots[plot_key].plot(
                 [], [], pen=pen, name=label, symbol=symbol, symbolSize=5, symbolBrush=colour
             )
@@ -350,6 +371,7 @@ class MonitorPanel(Panel):
             curve.setData([], [])
         for marks in self._nonfinite_marks.values():
             marks.setData([], [])
+        self._show_pass_plot(visible=False)
         self.nonfinite_label.hide()
         self.log_view.clear()
         self.run_label.setText(f"Run {run_id} · {name}")
@@ -431,6 +453,11 @@ class MonitorPanel(Panel):
                     f"eval at step {event.step}: loss {event.eval_loss:.4f}, ppl {event.perplexity:.2f}"
                 ]
             )
+        elif isinstance(event, CodeEvalCompleted):
+            # The engine logs the score with its timing; the curve is what is added here.
+            value = event.metrics.get("eval_pass@1")
+            if value is not None:
+                self.buffer.add("eval_pass@1", event.step, value)
         elif isinstance(event, RunStarted):
             self._total_steps = event.total_steps
             self._step = max(self._step, event.resumed_from_step)
@@ -457,6 +484,8 @@ class MonitorPanel(Panel):
         if not self.buffer.dirty:
             return
         self.ensure_plots()
+        if "eval_pass@1" in self.buffer.dirty:
+            self._show_pass_plot(visible=True)
         for key in list(self.buffer.dirty):
             steps, values = self.buffer.series(key)
             # "finite" leaves a gap at a NaN or infinite value instead of dropping the point.
@@ -468,6 +497,13 @@ class MonitorPanel(Panel):
         interval = _REDRAW_MS if self.buffer.count("loss") < _MANY_POINTS else _SLOW_REDRAW_MS
         if self._redraw_timer.interval() != interval:
             self._redraw_timer.setInterval(interval)
+
+    def _show_pass_plot(self, *, visible: bool) -> None:
+        """Show the pass@1 plot for a run that measures it, else hide it."""
+        plot = self._plots.get("pass")
+        # isHidden, not isVisible: the panel itself may not be on screen yet.
+        if plot is not None and plot.isHidden() == visible:
+            plot.setVisible(visible)
 
     def _mark_nonfinite(
         self, key: str, steps: np.ndarray[Any, Any], values: np.ndarray[Any, Any]

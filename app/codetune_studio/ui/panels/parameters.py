@@ -48,7 +48,9 @@ __all__ = ["ParametersPanel", "SchemaField"]
 logger = logging.getLogger(__name__)
 
 _SECTIONS = {"": "General", "dataset": "Dataset", "training": "Training", "lora": "LoRA adapter"}
-_HIDDEN = {"schema_version", "model", "launch"}  # launch: edited in the recipe file
+#: Sections edited in the recipe file, not the form: they travel with the recipe unchanged.
+_CARRIED = ("launch", "evaluation")
+_HIDDEN = {"schema_version", "model", *_CARRIED}
 _STARTER_LABEL = "starter"
 _LABELS = {
     "per_device_train_batch_size": "batch size",
@@ -425,8 +427,8 @@ class ParametersPanel(Panel):
     def set_recipe(self, recipe: TrainingRecipe, *, validate: bool = True) -> None:
         """Show a recipe in the form."""
         data = recipe.model_dump(mode="json")
-        # The launch section has no fields in the form; it travels with the recipe unchanged.
-        self._launch = data.get("launch")
+        # The carried sections have no fields in the form; they travel with the recipe.
+        self._carried = {key: data[key] for key in _CARRIED if data.get(key) is not None}
         for key, field in self._fields.items():
             value: Any = data
             for part in key.split("."):
@@ -507,8 +509,7 @@ class ParametersPanel(Panel):
     def form_data(self) -> dict[str, Any]:
         """The form's content as recipe data (may be invalid)."""
         data: dict[str, Any] = {"model": self.model_combo.currentText().strip()}
-        if getattr(self, "_launch", None) is not None:
-            data["launch"] = self._launch
+        data.update(getattr(self, "_carried", {}))
         for key, field in self._fields.items():
             node = data
             *parents, last = key.split(".")
