@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -635,6 +636,190 @@ def power_set(items):
     ),
 ]
 
+# (names, parameters, what it does, body expression, check with {f} for the name): the one-line
+# function families again, with many more names and values, so a small model learns the pattern
+# ("copy the name, pick the parameters, write the expression") rather than a few answers. The
+# held-out tasks in ../eval/make_tasks.py are drawn from these families; none of their wordings
+# or solutions is here (tests/unit/test_eval_tasks.py checks).
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine",
+                10: "ten", 11: "eleven", 12: "twelve", 100: "a hundred"}  # fmt: skip
+VARIATIONS: list[tuple[tuple[str, ...], str, str, str, str]] = [
+    # sums and products of several numbers
+    (("add_four", "sum_of_four"), "a, b, c, d", "returns the sum of a, b, c and d", "a + b + c + d", "{f}(1, 2, 3, 4) == 10"),
+    (("multiply_four", "product_of_four"), "a, b, c, d", "returns the product of a, b, c and d", "a * b * c * d", "{f}(1, 2, 3, 4) == 24"),
+    (("add_then_subtract",), "a, b, c", "returns a plus b minus c", "a + b - c", "{f}(5, 2, 3) == 4"),
+    (("multiply_then_add",), "a, b, c", "returns the product of a and b plus c", "a * b + c", "{f}(2, 3, 4) == 10"),
+    (("sum_times",), "a, b, c", "returns the sum of a and b times c", "(a + b) * c", "{f}(1, 2, 3) == 9"),
+    (("add_pair", "plus"), "x, y", "returns the sum of x and y", "x + y", "{f}(2, 5) == 7"),
+    (("product_pair", "times"), "x, y", "returns the product of x and y", "x * y", "{f}(2, 5) == 10"),
+    (("sum_of_xyz_squares",), "x, y, z", "returns the sum of the squares of x, y and z", "x * x + y * y + z * z", "{f}(1, 2, 3) == 14"),
+    # largest and smallest
+    (("smallest_of_three", "min_of_three"), "a, b, c", "returns the smallest of three numbers", "min(a, b, c)", "{f}(4, 1, 7) == 1"),
+    (("largest_of_four", "max_of_four"), "a, b, c, d", "returns the largest of four numbers", "max(a, b, c, d)", "{f}(4, 1, 9, 7) == 9"),
+    (("smallest_of_four",), "a, b, c, d", "returns the smallest of four numbers", "min(a, b, c, d)", "{f}(4, 1, 9, 7) == 1"),
+    # unary number functions
+    (("rounded", "round_number"), "x", "returns x rounded to the nearest whole number", "round(x)", "{f}(2.6) == 3"),
+    (("integer_part",), "x", "returns the integer part of x", "int(x)", "{f}(7.9) == 7"),
+    (("as_float", "to_float"), "x", "returns x as a float", "float(x)", "{f}(3) == 3.0"),
+    (("as_text", "number_to_string"), "x", "returns x as a string", "str(x)", "{f}(42) == '42'"),
+    (("abs_difference",), "x, y", "returns the absolute value of x minus y", "abs(x - y)", "{f}(2, 9) == 7"),
+    (("abs_product",), "x, y", "returns the absolute value of x times y", "abs(x * y)", "{f}(-2, 4) == 8"),
+    (("abs_sum",), "x, y", "returns the absolute value of the sum of x and y", "abs(x + y)", "{f}(-5, 1) == 4"),
+    (("half_floor", "halve_whole"), "n", "returns half of n as a whole number", "n // 2", "{f}(9) == 4"),
+    (("increment", "add_one"), "x", "returns x plus one", "x + 1", "{f}(4) == 5"),
+    (("decrement", "subtract_one"), "x", "returns x minus one", "x - 1", "{f}(4) == 3"),
+    (("add_ten",), "x", "returns x plus ten", "x + 10", "{f}(4) == 14"),
+    (("subtract_five",), "x", "returns x minus five", "x - 5", "{f}(4) == -1"),
+    (("cube_plus_one",), "x", "returns x cubed plus one", "x**3 + 1", "{f}(2) == 9"),
+    # comparisons with a value
+    (("is_one",), "x", "returns True if x equals one", "x == 1", "{f}(1) and not {f}(2)"),
+    (("is_ten",), "x", "returns True if x equals ten", "x == 10", "{f}(10) and not {f}(2)"),
+    (("is_seven", "is_lucky"), "n", "returns True if n equals seven", "n == 7", "{f}(7) and not {f}(2)"),
+    (("is_hundred",), "x", "returns True if x equals a hundred", "x == 100", "{f}(100) and not {f}(2)"),
+    (("is_not_zero", "is_nonzero"), "x", "returns True if x is not zero", "x != 0", "{f}(3) and not {f}(0)"),
+    (("is_small",), "x", "returns True if x is less than ten", "x < 10", "{f}(3) and not {f}(10)"),
+    (("is_big",), "x", "returns True if x is greater than a hundred", "x > 100", "{f}(101) and not {f}(3)"),
+    (("is_between",), "x, low, high", "returns True if x is between low and high", "low <= x <= high", "{f}(3, 1, 5) and not {f}(9, 1, 5)"),
+    (("is_equal", "same_value"), "a, b", "returns True if a equals b", "a == b", "{f}(2, 2) and not {f}(2, 3)"),
+    # strings: case, ends, counts, words, characters
+    (("to_title", "title_case"), "s", "returns s in title case", "s.title()", "{f}('big cat') == 'Big Cat'"),
+    (("swap_case",), "s", "returns s with the case of every letter swapped", "s.swapcase()", "{f}('aB') == 'Ab'"),
+    (("upper_stripped", "clean_upper"), "s", "returns s in upper case without surrounding spaces", "s.strip().upper()", "{f}(' ab ') == 'AB'"),
+    (("lower_stripped", "clean_lower"), "s", "returns s in lower case without surrounding spaces", "s.strip().lower()", "{f}(' AB ') == 'ab'"),
+    (("first_upper", "initial_upper"), "s", "returns the first letter of s in upper case", "s[:1].upper()", "{f}('cat') == 'C'"),
+    (("first_lower",), "s", "returns the first letter of s in lower case", "s[:1].lower()", "{f}('Cat') == 'c'"),
+    (("is_upper", "all_caps"), "s", "returns True if s is in upper case", "s.isupper()", "{f}('AB') and not {f}('Ab')"),
+    (("is_lower", "all_lower"), "s", "returns True if s is in lower case", "s.islower()", "{f}('ab') and not {f}('Ab')"),
+    (("strip_spaces", "trim"), "s", "returns s without surrounding spaces", "s.strip()", "{f}(' a ') == 'a'"),
+    (("count_commas",), "s", "counts the commas in s", "s.count(',')", "{f}('a,b,c') == 2"),
+    (("count_dots", "count_periods"), "s", "counts the dots in s", "s.count('.')", "{f}('a.b.c') == 2"),
+    (("count_hyphens", "count_dashes"), "s", "counts the hyphens in s", "s.count('-')", "{f}('a-b') == 1"),
+    (("count_letter_a",), "s", "counts the letter a in s", "s.count('a')", "{f}('banana') == 3"),
+    (("count_newlines", "count_line_breaks"), "s", "counts the newlines in s", "s.count('\\n')", "{f}('a\\nb\\n') == 2"),
+    (("count_tabs",), "s", "counts the tabs in s", "s.count('\\t')", "{f}('a\\tb') == 1"),
+    (("count_char", "occurrences"), "s, ch", "counts how often ch occurs in s", "s.count(ch)", "{f}('hello', 'l') == 2"),
+    (("second_word",), "s", "returns the second word of s", "s.split()[1]", "{f}('red green blue') == 'green'"),
+    (("third_word",), "s", "returns the third word of s", "s.split()[2]", "{f}('red green blue') == 'blue'"),
+    (("first_line", "top_line"), "s", "returns the first line of s", "s.splitlines()[0]", "{f}('a\\nb') == 'a'"),
+    (("last_line", "bottom_line"), "s", "returns the last line of s", "s.splitlines()[-1]", "{f}('a\\nb') == 'b'"),
+    (("first_letter", "initial"), "s", "returns the first letter of s", "s[0]", "{f}('cat') == 'c'"),
+    (("last_letter", "final_letter"), "s", "returns the last letter of s", "s[-1]", "{f}('cat') == 't'"),
+    (("words_reversed", "reverse_words"), "s", "returns the words of s in reverse order", "s.split()[::-1]", "{f}('a b c') == ['c', 'b', 'a']"),
+    (("words_of", "split_words"), "s", "returns the words of s as a list", "s.split()", "{f}('a b') == ['a', 'b']"),
+    (("ends_with_question_mark", "is_question"), "s", "returns True if s ends with a question mark", "s.endswith('?')", "{f}('Why?') and not {f}('Why')"),
+    (("ends_with_exclamation", "is_exclamation"), "s", "returns True if s ends with an exclamation mark", "s.endswith('!')", "{f}('Hi!') and not {f}('Hi')"),
+    (("ends_with_comma",), "s", "returns True if s ends with a comma", "s.endswith(',')", "{f}('a,') and not {f}('a')"),
+    (("starts_with_period", "is_hidden_name"), "s", "returns True if s starts with a full stop", "s.startswith('.')", "{f}('.git') and not {f}('git')"),
+    (("starts_with_hash", "is_comment"), "s", "returns True if s starts with a hash sign", "s.startswith('#')", "{f}('# x') and not {f}('x')"),
+    (("ends_with_newline",), "s", "returns True if s ends with a newline", "s.endswith('\\n')", "{f}('a\\n') and not {f}('a')"),
+    (("starts_with", "has_prefix"), "s, prefix", "returns True if s starts with prefix", "s.startswith(prefix)", "{f}('abc', 'ab')"),
+    (("ends_with", "has_suffix"), "s, suffix", "returns True if s ends with suffix", "s.endswith(suffix)", "{f}('abc', 'bc')"),
+    (("repeat_twice", "echo_twice"), "s", "returns s repeated twice", "s * 2", "{f}('ab') == 'abab'"),
+    (("repeat_three_times",), "s", "returns s repeated three times", "s * 3", "{f}('ab') == 'ababab'"),
+    (("repeat_list", "repeat_items"), "items, n", "returns the items of a list repeated n times", "items * n", "{f}([1], 3) == [1, 1, 1]"),
+    (("join_twice",), "s, sep", "returns s twice joined by sep", "s + sep + s", "{f}('a', '-') == 'a-a'"),
+    (("line_count", "number_of_lines"), "s", "returns the number of lines in s", "len(s.splitlines())", "{f}('a\\nb') == 2"),
+    (("letters_without_spaces",), "s", "returns the number of characters in s that are not spaces", "len(s.replace(' ', ''))", "{f}('a b') == 2"),
+    (("word_count_of",), "s", "returns the number of words in s", "len(s.split())", "{f}('a b c') == 3"),
+    # lists
+    (("key_count", "dict_size"), "mapping", "returns the number of keys in a dict", "len(mapping)", "{f}({'a': 1}) == 1"),
+    (("distinct_count", "count_unique"), "items", "returns the number of distinct items in a list", "len(set(items))", "{f}([1, 1, 2]) == 2"),
+    (("first_item", "head"), "items", "returns the first item of a list", "items[0]", "{f}([4, 5]) == 4"),
+    (("second_item",), "items", "returns the second item of a list", "items[1]", "{f}([4, 5]) == 5"),
+    (("last_two", "final_pair"), "items", "returns the last two items of a list", "items[-2:]", "{f}([1, 2, 3]) == [2, 3]"),
+    (("first_three",), "items", "returns the first three items of a list", "items[:3]", "{f}([1, 2, 3, 4]) == [1, 2, 3]"),
+    (("all_but_first", "tail"), "items", "returns every item of a list except the first", "items[1:]", "{f}([1, 2, 3]) == [2, 3]"),
+    (("all_but_last",), "items", "returns every item of a list except the last", "items[:-1]", "{f}([1, 2, 3]) == [1, 2]"),
+    (("sorted_items", "in_order"), "items", "returns the items of a list in sorted order", "sorted(items)", "{f}([3, 1, 2]) == [1, 2, 3]"),
+    (("every_other",), "items", "returns every second item of a list", "items[::2]", "{f}([1, 2, 3]) == [1, 3]"),
+    (("biggest", "max_of_list"), "numbers", "returns the biggest number in a list", "max(numbers)", "{f}([3, 9, 2]) == 9"),
+    (("lowest", "min_of_list"), "numbers", "returns the lowest number in a list", "min(numbers)", "{f}([3, 9, 2]) == 2"),
+    (("max_plus_min",), "numbers", "returns the largest number plus the smallest number", "max(numbers) + min(numbers)", "{f}([3, 9, 2]) == 11"),
+    (("max_times_min",), "numbers", "returns the largest number times the smallest number", "max(numbers) * min(numbers)", "{f}([3, 9, 2]) == 18"),
+    (("total", "sum_of"), "numbers", "returns the sum of a list of numbers", "sum(numbers)", "{f}([1, 2, 3]) == 6"),
+    (("positives", "keep_positive"), "numbers", "keeps only the positive numbers", "[n for n in numbers if n > 0]", "{f}([3, -1, 0]) == [3]"),
+    (("non_zero", "drop_zeros"), "numbers", "keeps only the numbers that are not zero", "[n for n in numbers if n != 0]", "{f}([3, 0]) == [3]"),
+    (("above_ten", "greater_than_ten"), "numbers", "keeps only the numbers greater than ten", "[n for n in numbers if n > 10]", "{f}([3, 11]) == [11]"),
+    (("multiples_of_three",), "numbers", "keeps only the multiples of three", "[n for n in numbers if n % 3 == 0]", "{f}([3, 4, 6]) == [3, 6]"),
+    (("long_words", "keep_long_words"), "words", "keeps only the words longer than three characters", "[w for w in words if len(w) > 3]", "{f}(['a', 'tree']) == ['tree']"),
+    (("triples", "tripled"), "numbers", "triples every number in a list", "[3 * n for n in numbers]", "{f}([1, 2]) == [3, 6]"),
+    (("halves", "halved"), "numbers", "halves every number in a list", "[n / 2 for n in numbers]", "{f}([1, 4]) == [0.5, 2]"),
+    (("negated", "negate_all"), "numbers", "negates every number in a list", "[-n for n in numbers]", "{f}([1, -2]) == [-1, 2]"),
+    (("incremented", "add_one_to_each"), "numbers", "adds one to every number in a list", "[n + 1 for n in numbers]", "{f}([1, 2]) == [2, 3]"),
+    (("absolutes", "abs_all"), "numbers", "takes the absolute value of every number in a list", "[abs(n) for n in numbers]", "{f}([-1, 2]) == [1, 2]"),
+    (("upper_words", "shout_all"), "words", "upper-cases every word in a list", "[w.upper() for w in words]", "{f}(['a']) == ['A']"),
+    (("lengths_of", "sizes"), "words", "returns the length of every word in a list", "[len(w) for w in words]", "{f}(['ab', 'c']) == [2, 1]"),
+    (("sum_of_cubes",), "numbers", "returns the sum of the cubes of a list of numbers", "sum(n**3 for n in numbers)", "{f}([1, 2]) == 9"),
+    (("sum_of_doubles",), "numbers", "returns the sum of twice every number in a list", "sum(2 * n for n in numbers)", "{f}([1, 2]) == 6"),
+    (("sum_of_absolutes", "abs_total"), "numbers", "returns the sum of the absolute values of a list of numbers", "sum(abs(n) for n in numbers)", "{f}([-1, 2]) == 3"),
+    (("sum_of_evens",), "numbers", "returns the sum of the even numbers in a list", "sum(n for n in numbers if n % 2 == 0)", "{f}([1, 2, 4]) == 6"),
+    (("count_odds", "odd_count"), "numbers", "counts the odd numbers in a list", "sum(1 for n in numbers if n % 2 == 1)", "{f}([1, 2, 3]) == 2"),
+    (("count_positives", "positive_count"), "numbers", "counts the positive numbers in a list", "sum(1 for n in numbers if n > 0)", "{f}([1, -2, 3]) == 2"),
+    (("count_negatives", "negative_count"), "numbers", "counts the negative numbers in a list", "sum(1 for n in numbers if n < 0)", "{f}([1, -2, 3]) == 1"),
+    (("count_zeros", "zero_count"), "numbers", "counts the zeros in a list", "sum(1 for n in numbers if n == 0)", "{f}([0, 1, 0]) == 2"),
+    (("count_long_words",), "words", "counts the words in a list longer than three characters", "sum(1 for w in words if len(w) > 3)", "{f}(['a', 'tree']) == 1"),
+    (("values_list", "dict_values"), "mapping", "returns the values of a dict as a list", "list(mapping.values())", "{f}({'a': 1}) == [1]"),
+    (("items_list", "dict_pairs"), "mapping", "returns the key and value pairs of a dict as a list", "list(mapping.items())", "{f}({'a': 1}) == [('a', 1)]"),
+    (("sorted_keys",), "mapping", "returns the keys of a dict in sorted order", "sorted(mapping)", "{f}({'b': 1, 'a': 2}) == ['a', 'b']"),
+    (("longest_length", "max_word_length"), "words", "returns the length of the longest word in a list of words", "max(len(w) for w in words)", "{f}(['ab', 'cde']) == 3"),
+    (("shortest_length",), "words", "returns the length of the shortest word in a list of words", "min(len(w) for w in words)", "{f}(['ab', 'cde']) == 2"),
+    (("total_vowels",), "words", "returns the total number of vowels in a list of words", "sum(1 for w in words for ch in w if ch in 'aeiou')", "{f}(['ab', 'ee']) == 3"),
+]  # fmt: skip
+
+# (name, parameter, source unit, target unit, expression): "converts X to Y".
+CONVERSIONS: list[tuple[str, str, str, str, str]] = [
+    ("cm_to_inches", "cm", "centimetres", "inches", "cm / 2.54"),
+    ("feet_to_inches", "feet", "feet", "inches", "feet * 12"),
+    ("feet_to_cm", "feet", "feet", "centimetres", "feet * 30.48"),
+    ("hours_to_minutes", "hours", "hours", "minutes", "hours * 60"),
+    ("hours_to_seconds", "hours", "hours", "seconds", "hours * 3600"),
+    ("seconds_to_minutes", "seconds", "seconds", "minutes", "seconds / 60"),
+    ("minutes_to_hours", "minutes", "minutes", "hours", "minutes / 60"),
+    ("days_to_hours", "days", "days", "hours", "days * 24"),
+    ("weeks_to_days", "weeks", "weeks", "days", "weeks * 7"),
+    ("metres_to_cm", "metres", "metres", "centimetres", "metres * 100"),
+    ("cm_to_metres", "cm", "centimetres", "metres", "cm / 100"),
+    ("km_to_metres", "km", "kilometres", "metres", "km * 1000"),
+    ("miles_to_km", "miles", "miles", "kilometres", "miles * 1.609344"),
+    ("kg_to_grams", "kg", "kilograms", "grams", "kg * 1000"),
+    ("grams_to_kg", "grams", "grams", "kilograms", "grams / 1000"),
+    ("kg_to_pounds", "kg", "kilograms", "pounds", "kg * 2.20462"),
+    ("litres_to_ml", "litres", "litres", "millilitres", "litres * 1000"),
+    ("bytes_to_bits", "count", "bytes", "bits", "count * 8"),
+]
+
+
+def _variation_rows() -> list[tuple[str, str, str, str]]:
+    """``(name, what it does, definition, check)`` for every variation."""
+    rows: list[tuple[str, str, str, str]] = []
+    for names, params, doing, body, check in VARIATIONS:
+        for name in names:
+            code = f"def {name}({params}):\n    return {body}"
+            rows.append((name, doing, code, check.replace("{f}", name)))
+    # Each family leaves out the values of its held-out tasks (three times, a multiple of five).
+    for value in (2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 100):
+        word = NUMBER_WORDS[value]
+        name = f"times_{_ident(word)}"
+        rows.append((name, f"returns {word} times x", f"def {name}(x):\n    return {value} * x", f"{name}(3) == {3 * value}"))
+    for value in (2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 100):
+        word = NUMBER_WORDS.get(value, "three")
+        name = f"is_multiple_of_{_ident(word)}"
+        rows.append((name, f"returns True if n is a multiple of {word}", f"def {name}(n):\n    return n % {value} == 0", f"{name}({value * 3}) and not {name}({value * 3 + 1})"))
+    for value in (4, 5, 6, 7, 8, 9, 10, 11, 12, 100):
+        word = NUMBER_WORDS[value]
+        name = f"divide_by_{_ident(word)}"
+        rows.append((name, f"returns x divided by {word} as a float", f"def {name}(x):\n    return x / {value}", f"{name}({value * 3}) == 3"))
+    for value in (2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 100):
+        word = NUMBER_WORDS[value]
+        name = f"plus_{_ident(word)}"
+        rows.append((name, f"returns n plus {word}", f"def {name}(n):\n    return n + {value}", f"{name}(1) == {value + 1}"))
+    for fraction, value in (("a third", 3), ("a quarter", 4), ("a fifth", 5), ("a tenth", 10)):
+        name = f"{fraction.split()[1]}_of"
+        rows.append((name, f"returns {fraction} of x as a float", f"def {name}(x):\n    return x / {value}", f"{name}({value * 2}) == 2"))
+    for name, param, source, target, expr in CONVERSIONS:
+        rows.append((name, f"converts {source} to {target}", f"def {name}({param}):\n    return {expr}", f"{name}(0) == 0"))
+    return rows
+
 # (instruction, code): idioms and small programs with no function to call.
 SNIPPETS: list[tuple[str, str]] = [
     ("Swap the values of variables a and b.", "a, b = b, a"),
@@ -908,11 +1093,12 @@ def build() -> list[dict[str, str]]:
     """All instruction/response pairs, checked."""
     rows: list[dict[str, str]] = []
     for signature, doing, body, check in FUNCTIONS:
-        name = signature.split("(")[0]
         code = f"def {signature}:\n    return {body}"
-        rows.append(_row(f"Write a Python function `{name}` that {doing}.", "", code, check))
-    for name, doing, code, check in PROGRAMS:
-        rows.append(_row(f"Write a Python function `{name}` that {doing}.", "", code, check))
+        rows.append(_row(function_request(code, doing), "", code, check))
+    for _name, doing, code, check in PROGRAMS:
+        rows.append(_row(function_request(code, doing), "", code, check))
+    for _name, doing, code, check in _variation_rows():
+        rows.append(_row(function_request(code, doing), "", code, check))
     for instruction, code in SNIPPETS:
         rows.append(_row(instruction, "", code, ""))
     for instruction, given, fixed in FIXES:
@@ -961,6 +1147,20 @@ def build() -> list[dict[str, str]]:
             )
         )
     return rows
+
+
+def function_request(code: str, doing: str) -> str:
+    """The instruction for a function: its signature as the answer will write it, then the job.
+
+    "Write a Python function triple(x) that returns three times x." The signature follows a
+    space, not a backtick, on purpose: the starter model's byte-level tokenizer cuts a name after
+    a backtick into other pieces than the same name after ``def `` (```triple``` is ``tri|ple``,
+    ``def triple`` is ``def| t|rip|le``), so a small model could not copy it into its answer.
+    """
+    match = re.search(r"^def (\w+\(.*?\)):", code, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no function definition in {code!r}")
+    return f"Write a Python function {match.group(1)} that {doing}."
 
 
 def _ident(words: str) -> str:

@@ -2,7 +2,7 @@
 
 Run from anywhere: ``python resources/eval/make_tasks.py``. The tasks come from the same families
 as the training pairs in ``../datasets/make_samples.py`` (one-line functions over numbers,
-strings and lists, asked as "Write a Python function `name` that ..."), with other names and
+strings and lists, asked as "Write a Python function name(args) that ..."), with other names and
 values, so a model tuned on the samples can pass some of them, and none is a training pair
 (``tests/unit/test_eval_tasks.py`` checks both). Each line carries HumanEval's fields plus a
 ``canonical_solution``; every solution is run against its tests before the file is written.
@@ -87,7 +87,7 @@ def build() -> list[dict[str, str]]:
         rows.append(
             {
                 "task_id": f"codetune/{name}",
-                "prompt": f"Write a Python function `{name}` that {doing}.",
+                "prompt": f"Write a Python function {signature} that {doing}.",
                 "entry_point": name,
                 "tests": tests,
                 "canonical_solution": solution,
