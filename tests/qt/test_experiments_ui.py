@@ -163,7 +163,7 @@ def test_pass_at_1_measured_in_training_is_a_compare_metric_and_result(
     rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
     row = rows.index("Training pass@1 (last)")
     columns = {dialog.comparison.runs[c].id: c for c in range(2)}
-    assert dialog.results_table.item(row, columns[strong]).text().startswith("0.6")
+    assert dialog.results_table.item(row, columns[strong]).text() == "60.0%"
     dialog.metric_combo.setCurrentText("eval_pass@1")
     assert dialog.metric_combo.currentText() == "eval_pass@1"
     qtbot.waitUntil(
