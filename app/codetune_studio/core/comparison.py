@@ -102,8 +102,17 @@ class RunResults(BaseModel):
         return float(value) if isinstance(value, int | float) else None
 
     def with_eval(self, evaluation: RunEvalResults | None) -> RunResults:
-        """These results with the code-evaluation fields of ``evaluation`` (cleared by ``None``)."""
-        fields = evaluation.model_dump() if evaluation is not None else dict.fromkeys(_EVAL_FIELDS)
+        """These results with the code-evaluation fields of ``evaluation`` (cleared by ``None``).
+
+        Returns ``self`` when nothing changes: the runs list does this for every run on every
+        refresh, and most runs have no evaluation.
+        """
+        fields = {
+            name: getattr(evaluation, name) if evaluation is not None else None
+            for name in _EVAL_FIELDS
+        }
+        if all(getattr(self, name) == value for name, value in fields.items()):
+            return self
         return self.model_copy(update=fields)
 
 

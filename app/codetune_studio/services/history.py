@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from codetune_studio.core.evaluation import ModelEvaluation
     from codetune_studio.storage.db import Database
-    from codetune_studio.storage.orm import EvalResultRow
+    from codetune_studio.storage.evaluations import EvalScore
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -491,7 +491,7 @@ class RunHistoryService:
         stats = repo.aggregates([run.id for run in runs if run.id not in reuse], _RESULT_METRICS)
         # Evaluations come after a run ends, so they are read every time, even for runs whose
         # training results are reused: one light query (no per-task outcomes).
-        evals = _newest_evaluations(eval_repo.of_runs([run.id for run in runs]))
+        evals = _newest_evaluations(eval_repo.scores_of_runs([run.id for run in runs]))
         return [
             RunSummary(
                 run=run,
@@ -508,11 +508,12 @@ def _session_repos(session: Any) -> tuple[RunHistoryRepository, EvalResultReposi
     return RunHistoryRepository(session), EvalResultRepository(session)
 
 
-def _newest_evaluations(pairs: Sequence[tuple[int, EvalResultRow]]) -> dict[int, RunEvalResults]:
+def _newest_evaluations(scores: Sequence[EvalScore]) -> dict[int, RunEvalResults]:
     """Each run's newest tuned evaluation, with its base's pass@1 when it was compared."""
-    rows_by_id = {row.id: row for _, row in pairs}
+    rows_by_id = {row.id: row for row in scores}
     newest: dict[int, RunEvalResults] = {}
-    for run_id, row in pairs:  # newest first
+    for row in scores:  # newest first
+        run_id = row.run_id
         if run_id in newest or row.variant != "tuned":
             continue
         metrics: dict[str, Any] = dict(row.metrics or {})

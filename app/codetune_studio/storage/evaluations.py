@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import defer
@@ -13,7 +13,18 @@ from codetune_studio.storage.repositories import ModelVersionRepository, _Reposi
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["EvalResultRepository"]
+__all__ = ["EvalResultRepository", "EvalScore"]
+
+
+class EvalScore(NamedTuple):
+    """One stored evaluation's scores, by the run whose model version it evaluated."""
+
+    id: int
+    run_id: int
+    variant: str
+    pass_at_1: float
+    task_source: str
+    metrics: dict[str, Any]
 
 
 class EvalResultRepository(_Repository):
@@ -115,6 +126,33 @@ class EvalResultRepository(_Repository):
             .order_by(EvalResultRow.id.desc())
         )
         return [(run_id, row) for run_id, row in self._session.execute(query) if run_id is not None]
+
+    def scores_of_runs(self, run_ids: Sequence[int]) -> list[EvalScore]:
+        """The scores of every evaluation of these runs' model versions, newest first.
+
+        The runs list reads this on each refresh, so it selects plain columns: no per-task
+        outcomes and no ORM objects.
+        """
+        if not run_ids:
+            return []
+        query = (
+            select(
+                EvalResultRow.id,
+                ModelVersionRow.run_id,
+                EvalResultRow.variant,
+                EvalResultRow.pass_at_1,
+                EvalResultRow.task_source,
+                EvalResultRow.metrics,
+            )
+            .join(ModelVersionRow, EvalResultRow.model_version_id == ModelVersionRow.id)
+            .where(ModelVersionRow.run_id.in_(list(run_ids)))
+            .order_by(EvalResultRow.id.desc())
+        )
+        return [
+            EvalScore(row.id, row.run_id, row.variant, row.pass_at_1, row.task_source, row.metrics)
+            for row in self._session.execute(query)
+            if row.run_id is not None
+        ]
 
     def model_version_at(self, paths: Sequence[str]) -> int | None:
         """The newest model version stored at one of ``paths`` (a folder given by path)."""
