@@ -117,6 +117,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "total_steps": run.total_steps,
         "final_loss": results.final_loss,
         "best_eval_loss": results.best_eval_loss,
+        "final_pass_at_1": results.final_pass_at_1,
         "tags": run.tags,
         "note": run.note,
         "parent_run_id": run.parent_run_id,
