@@ -67,7 +67,8 @@ def test_runs_list_json_has_the_documented_fields_newest_first(
     rows: list[dict[str, Any]] = json.loads(out)
     assert [row["id"] for row in rows] == [second, first]
     required = {"id", "name", "status", "owner", "model", "dataset", "started_at", "steps"}
-    assert required | {"final_loss", "best_eval_loss", "tags"} <= set(rows[0])
+    assert required | {"final_loss", "best_eval_loss", "final_pass_at_1", "tags"} <= set(rows[0])
+    assert rows[0]["final_pass_at_1"] is None  # measured only with an evaluation section
     assert rows[1]["tags"] == ["keep", "v1"]
     assert rows[1]["steps"] == 2
     assert rows[1]["final_loss"] == 1.5

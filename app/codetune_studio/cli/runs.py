@@ -146,6 +146,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "final_loss": results.final_loss,
         "best_eval_loss": results.best_eval_loss,
         "pass_at_1": results.pass_at_1,
+        "final_pass_at_1": results.final_pass_at_1,
         "tags": run.tags,
         "note": run.note,
         "parent_run_id": run.parent_run_id,
