@@ -248,8 +248,9 @@ class _DialogSlices:
             if name.startswith("_on_") or name in ("_redraw", "_draw_some"):
                 self._wrap(CompareDialog, name, name, lambda *_args: True)
         repaint = QEvent.Type.UpdateRequest
+        # The dialog inherits event(); give it its own, so the wrapper can be set and removed.
         self._undo.append((CompareDialog, "event", CompareDialog.__dict__.get("event")))
-        CompareDialog.event = QDialog.event
+        setattr(CompareDialog, "event", QDialog.event)  # noqa: B010
         self._wrap(CompareDialog, "event", "repaint", lambda _self, ev: ev.type() == repaint)
 
     def uninstall(self) -> None:
