@@ -227,8 +227,8 @@ def compare_under_load(
 class _DialogSlices:
     """GUI-thread CPU of the comparison dialog's own work, one figure per handler call or paint.
 
-    Wraps, for the measurement only, the dialog's slots (``_on_*``), its drawing steps and the
-    paint of plots inside a comparison window, timing each outermost call with
+    Wraps, for the measurement only, the dialog's slots (``_on_*``), its drawing steps and its
+    window's repaints (tables and plot: Qt's ``UpdateRequest``), timing each outermost call with
     ``time.thread_time``: the rest of the window (the monitor following the training run) does not
     count, and neither does time spent waiting for a CPU or for the GIL.
     """
@@ -239,30 +239,33 @@ class _DialogSlices:
         self._undo: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
-        from pyqtgraph.widgets.GraphicsView import GraphicsView
+        from PySide6.QtCore import QEvent
+        from PySide6.QtWidgets import QDialog
 
         from codetune_studio.ui.compare_dialog import CompareDialog
 
         for name in vars(CompareDialog):
             if name.startswith("_on_") or name in ("_redraw", "_draw_some"):
-                self._wrap(CompareDialog, name, name, lambda _self: True)
-        self._wrap(
-            GraphicsView,
-            "paintEvent",
-            "paint",
-            lambda view: isinstance(view.window(), CompareDialog),
-        )
+                self._wrap(CompareDialog, name, name, lambda *_args: True)
+        repaint = QEvent.Type.UpdateRequest
+        # The dialog inherits event(); give it its own, so the wrapper can be set and removed.
+        self._undo.append((CompareDialog, "event", CompareDialog.__dict__.get("event")))
+        setattr(CompareDialog, "event", QDialog.event)  # noqa: B010
+        self._wrap(CompareDialog, "event", "repaint", lambda _self, ev: ev.type() == repaint)
 
     def uninstall(self) -> None:
         for owner, name, original in reversed(self._undo):
-            setattr(owner, name, original)
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
 
     def _wrap(self, owner: Any, name: str, label: str, counts: Any) -> None:
         original = getattr(owner, name)
         meter = self
 
         def timed(this: Any, *args: Any, **kwargs: Any) -> Any:
-            if meter._depth or not counts(this):
+            if meter._depth or not counts(this, *args):
                 return original(this, *args, **kwargs)
             meter._depth += 1
             started = time.thread_time()

@@ -105,7 +105,7 @@ def test_thirty_long_runs_arrive_thinned_in_one_item_per_colour(
     # One item per palette colour plus the best run's: not thirty items to paint and bound.
     assert len(items) <= 9
     assert len(dialog._plot.getPlotItem().listDataItems()) == len(items)
-    per_run_limit = 2 * compare_plot.decimation_buckets(dialog.width()) + 4
+    per_run_limit = 2 * compare_plot.decimation_buckets(dialog.width(), len(run_ids)) + 4
     assert per_run_limit < STEPS
     for key, item in items.items():
         assert isinstance(item.xData, np.ndarray), key

@@ -45,9 +45,10 @@ def test_a_short_curve_is_left_whole() -> None:
 
 
 def test_the_bucket_count_follows_the_plot_width_within_limits() -> None:
-    assert decimation_buckets(1000) == 500
-    assert decimation_buckets(10) == 200
-    assert decimation_buckets(100_000) == 2000
+    assert decimation_buckets(1000, runs=3) == 500
+    assert decimation_buckets(1000, runs=100) == 250
+    assert decimation_buckets(10, runs=3) == 200
+    assert decimation_buckets(100_000, runs=3) == 2000
 
 
 def test_many_runs_share_one_array_per_colour_with_a_break_between_runs() -> None:

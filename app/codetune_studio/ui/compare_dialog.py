@@ -388,7 +388,11 @@ def _fetch_plot_data(
 
     curves = services.history.curves(run_ids, [metric], max_points=_MAX_POINTS)
     return build_plot_data(
-        metric, curves, run_ids, colours=colours, buckets=decimation_buckets(plot_width_px)
+        metric,
+        curves,
+        run_ids,
+        colours=colours,
+        buckets=decimation_buckets(plot_width_px, len(run_ids)),
     )
 
 

@@ -1,7 +1,7 @@
 """What the comparison plot draws, built off the GUI thread as ready NumPy arrays.
 
 Painting a hundred curves item by item costs the GUI thread more than a frame (each
-``PlotDataItem`` paints, bounds and clips on its own), so past a handful of runs the curves of
+``PlotDataItem`` paints, bounds and clips on its own), so past a dozen runs the curves of
 one colour are joined into one array with breaks between runs: the plot then holds one item per
 colour whatever the number of runs. Every curve is thinned to about the plot's pixel width with a
 min/max decimation that keeps spikes, and the data bounds of every axis are computed here too, so
@@ -116,13 +116,19 @@ class ComparePlotData:
         )
 
 
-def decimation_buckets(plot_width_px: int) -> int:
-    """Min/max buckets per curve for a plot this wide.
+def decimation_buckets(plot_width_px: int, runs: int) -> int:
+    """Min/max buckets per curve for a plot this wide showing this many runs.
 
     One bucket per two pixels gives at most about one point per pixel, since a bucket keeps its
-    lowest and its highest point.
+    lowest and its highest point. Past a dozen runs the curves overlap into a band where half
+    that shows the same, and the GUI thread paints half the points.
+
+    Args:
+        plot_width_px: The plot's width in pixels.
+        runs: How many runs the plot overlays.
     """
-    return max(_MIN_BUCKETS, min(_MAX_BUCKETS, plot_width_px // 2))
+    pixels_per_bucket = 2 if runs <= PER_RUN_ITEMS_MAX else 4
+    return max(_MIN_BUCKETS, min(_MAX_BUCKETS, plot_width_px // pixels_per_bucket))
 
 
 def peak_decimate(
