@@ -153,6 +153,7 @@ def _train_through_outage(
         "steps logged before / during / after the outage",
         f"{len(before)} / {len(during) - len(before)} / {len(logged) - len(during)}",
     )
+    record_property("metric writes failed and kept", log.read_text().count("will retry"))
 
     opened = open_database(url, sqlite_path=tmp_path / "unused.db", allow_fallback=False)
     try:
