@@ -241,3 +241,16 @@ def test_the_private_cluster_is_stopped_and_removed_when_a_test_fails() -> None:
             pass  # nothing listens on its port any more
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("ci", ["", "true"], ids=["local", "ci"])
+def test_without_a_cluster_it_skips_saying_why_except_under_ci_where_it_fails(
+    ci: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.reliability import private_postgres
+
+    monkeypatch.setattr(private_postgres, "why_unavailable", lambda: "no initdb here")
+    monkeypatch.setenv("CI", ci)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="no initdb here"), private_cluster():
+        pass
