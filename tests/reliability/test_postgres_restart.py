@@ -153,6 +153,7 @@ def _train_through_outage(
         "steps logged before / during / after the outage",
         f"{len(before)} / {len(during) - len(before)} / {len(logged) - len(during)}",
     )
+    record_property("metric writes failed and kept", log.read_text().count("will retry"))
 
     opened = open_database(url, sqlite_path=tmp_path / "unused.db", allow_fallback=False)
     try:
@@ -240,3 +241,16 @@ def test_the_private_cluster_is_stopped_and_removed_when_a_test_fails() -> None:
             pass  # nothing listens on its port any more
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("ci", ["", "true"], ids=["local", "ci"])
+def test_without_a_cluster_it_skips_saying_why_except_under_ci_where_it_fails(
+    ci: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.reliability import private_postgres
+
+    monkeypatch.setattr(private_postgres, "why_unavailable", lambda: "no initdb here")
+    monkeypatch.setenv("CI", ci)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="no initdb here"), private_cluster():
+        pass

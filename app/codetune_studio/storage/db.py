@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -63,6 +64,8 @@ _MIGRATION_LOCK_TIMEOUT_S = 120
 _MIGRATION_LOCK_TIMEOUT = f"{_MIGRATION_LOCK_TIMEOUT_S}s"
 
 _SQLITE_BUSY_TIMEOUT_MS = 5_000
+#: Attempts at switching a SQLite file to WAL (see ``_switch_to_wal``).
+_WAL_SWITCH_TRIES = 3
 _CONNECTION_LOST = ("server closed", "terminating connection", "connection refused", "timeout")
 #: What to do about an unreachable server, wherever the studio was started from.
 _UNREACHABLE_FIX = (
@@ -603,7 +606,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             # WAL lets the window read while a training worker writes metrics.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             # With WAL, NORMAL never corrupts the file; a power cut may only lose the last
             # commits, and it saves an fsync per commit.
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -613,6 +616,24 @@ def _sqlite_engine(url: URL) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried when it lost a race to switch a fresh file.
+
+    Several studios opening a new file at once all try to switch it; one that read the header
+    before another's switch waits for an exclusive lock that the WAL readers never release and
+    fails as "database is locked". Asked again, it reads the header anew and finds WAL: a no-op.
+    """
+    for attempt in range(1, _WAL_SWITCH_TRIES + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or attempt == _WAL_SWITCH_TRIES:
+                raise
+            logger.debug("switching %s to WAL lost a race (%s); asking again", cursor, exc)
+        else:
+            return
 
 
 def _create_private(path: Path) -> None:
