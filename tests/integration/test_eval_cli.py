@@ -45,6 +45,9 @@ def fake_model(root: Path) -> Path:
     base = root / "base"
     base.mkdir()
     (base / "config.json").write_text("{}", encoding="utf-8")
+    # Weights the model-folder check accepts (the generation itself is faked).
+    header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    (base / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
     adapter = root / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(

@@ -139,7 +139,7 @@ def test_resolve_model_starter_and_local_folders(tmp_path, tiny_model_dir, small
 def test_resolve_model_errors_say_how_to_fix(tmp_path):
     (tmp_path / "empty").mkdir()
 
-    with pytest.raises(ConfigError, match=r"not a model folder \(no config\.json\)"):
+    with pytest.raises(ConfigError, match=r"has no config\.json, so it is not a model folder"):
         starter.resolve_model(str(tmp_path / "empty"), data_dir=tmp_path, offline=True)
     with pytest.raises(ConfigError, match=r"folder .* not found"):
         starter.resolve_model("./no/such/model", data_dir=tmp_path, offline=True)

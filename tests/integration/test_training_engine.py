@@ -377,7 +377,7 @@ def _assert_recorded_with_lineage(home: Path) -> None:
         opened.close()
 
 
-@pytest.mark.expect_logs("run t failed: Cannot load model .*pickled")
+@pytest.mark.expect_logs("run t failed: model: .*only pickled weights")
 def test_pickled_weights_load_only_when_the_recipe_allows(
     assets: tuple[Path, Path], tmp_path: Path
 ) -> None:

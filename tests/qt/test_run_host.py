@@ -128,3 +128,20 @@ def test_describe_exit_names_out_of_memory_and_signals() -> None:
     assert "memory" in describe_exit(-9, [])
     assert "ran out of memory" in describe_exit(1, ["torch.OutOfMemoryError: CUDA out of memory"])
     assert "SIGSEGV" in describe_exit(-11, [])
+
+
+def test_the_host_records_its_worker_pid_and_log_as_soon_as_it_starts(
+    qtbot: Any, tmp_path: Path, experiments: ExperimentService
+) -> None:
+    # So a worker killed before its first heartbeat leaves a dead pid any studio can find.
+    controller, run_id = _controller(qtbot, tmp_path, experiments, "obey")
+    with qtbot.waitSignal(controller.started, timeout=20_000) as blocker:
+        controller.start()
+    pid = blocker.args[0]
+    stored = experiments.get_run(run_id)
+    assert stored.status is RunStatus.PENDING
+    assert stored.pid == pid
+    assert stored.log_path == str(tmp_path / "run" / "worker.log")
+    with qtbot.waitSignal(controller.finished, timeout=20_000):
+        controller.stop()
+    controller.wait()

@@ -10,11 +10,12 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from codetune_studio.core.errors import ConfigError
+from codetune_studio.core.redact import known_secret_values, scrub
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["LOG_FORMAT", "configure_logging", "parse_level"]
+__all__ = ["LOG_FORMAT", "ScrubbingFormatter", "configure_logging", "parse_level"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 _CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -32,7 +33,20 @@ _RESET = "\x1b[0m"
 _OWNED = "_codetune_handler"
 
 
-class _ConsoleFormatter(logging.Formatter):
+class ScrubbingFormatter(logging.Formatter):
+    """Masks secrets in what it formats, tracebacks included.
+
+    An error's text may quote a database URL with its password, or a key (a driver or an HTTP
+    client error); log files are attached to bug reports. Masked: the values of this process's
+    secret-looking environment variables, and anything that looks like a credential.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record``, then mask the secrets in the result."""
+        return scrub(super().format(record), known_secret_values())
+
+
+class _ConsoleFormatter(ScrubbingFormatter):
     """One line per record: tracebacks go to the log file, and to the console only at DEBUG."""
 
     tracebacks = False
@@ -115,7 +129,7 @@ def configure_logging(
                 f"Cannot write the log file {log_file}: {exc.strerror or exc}; fix the "
                 "folder's permissions or choose another file with --log-file"
             ) from None
-        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        file_handler.setFormatter(ScrubbingFormatter(LOG_FORMAT))
         file_handler.setLevel(min(parse_level(file_level), console_level))
         _own(file_handler)
         root.addHandler(file_handler)

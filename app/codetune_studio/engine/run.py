@@ -44,6 +44,7 @@ from codetune_studio.core.events import (
     RunFinished,
     RunStarted,
 )
+from codetune_studio.core.redact import known_secret_values, scrub
 from codetune_studio.core.status import RunStatus
 from codetune_studio.engine.checkpoint import (
     CheckpointManager,
@@ -293,9 +294,13 @@ class _Session:
     def log(self, level: int, message: str, *args: object) -> None:
         """Log locally and show the message in the run's log panel."""
         logger.log(level, message, *args)
-        self.emit(LogRecorded(level=logging.getLevelName(level), message=message % args))
+        text = scrub(message % args, known_secret_values())
+        self.emit(LogRecorded(level=logging.getLevelName(level), message=text))
 
     def fail(self, error: str) -> RunResult:
+        # An error's text may quote a credential (a database URL, a key): the events file, the
+        # run's record and the console get it masked.
+        error = scrub(error, known_secret_values())
         logger.error("run %s failed: %s", self.run_id, error)
         self.emit(RunFinished(status=RunStatus.FAILED, final_step=self.step, error=error))
         return self._result(RunStatus.FAILED, error=error)

@@ -198,6 +198,9 @@ class ExperimentService:
             NotFoundError: If the run does not exist.
             ConflictError: If it had already ended.
         """
+        if error:
+            # Whoever reports the end (a worker, a window, a sweep), the stored reason is masked.
+            error = scrub(error, known_secret_values())
         with self._uow() as session:
             row = RunRepository(session).finish(run_id, status, error=error)
             run = Run.model_validate(row, from_attributes=True)

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from codetune_studio import __version__
 from codetune_studio.core.errors import CodetuneError, StorageError, StorageUnavailableError
+from codetune_studio.core.fileio import atomic_write_text
+from codetune_studio.core.redact import known_secret_values, scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -100,15 +102,17 @@ class CrashHandler:
     def write_log(
         self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
     ) -> Path:
-        """Write the crash log and return its path."""
+        """Write the crash log (secrets masked, readable by its owner only) and return its path."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path = self.log_dir / f"crash-{stamp}.log"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        text = "".join(traceback.format_exception(exc_type, exc, tb))
-        path.write_text(
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # An error's text may quote a database URL or a key: users attach this file to reports.
+        text = scrub("".join(traceback.format_exception(exc_type, exc, tb)), known_secret_values())
+        atomic_write_text(
+            path,
             f"CodeTune Studio {__version__}, Python {sys.version.split()[0]}, {sys.platform}\n\n"
             + text,
-            encoding="utf-8",
+            mode=0o600,
         )
         self.last_log = path
         return path

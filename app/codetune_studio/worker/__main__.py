@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from codetune_studio.core.cancel import CancelToken
 from codetune_studio.core.errors import CodetuneError, ConfigError
 from codetune_studio.core.events import LogRecorded, RunFinished
+from codetune_studio.core.redact import known_secret_values, scrub
 from codetune_studio.core.status import RunStatus
 from codetune_studio.engine.sinks import EventSink, JsonLinesSink, NullSink
 from codetune_studio.engine.threads import prefer_passive_waiting
@@ -47,6 +48,11 @@ class JsonLogFormatter(logging.Formatter):
         }
         if record.exc_info:
             payload["traceback"] = self.formatException(record.exc_info)
+        # The worker holds the database URL: an error quoting it must not land in worker.log.
+        known = known_secret_values()
+        for key in ("message", "traceback"):
+            if key in payload:
+                payload[key] = scrub(payload[key], known)
         return json.dumps(payload, ensure_ascii=False)
 
 
