@@ -38,8 +38,11 @@ _TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),  # JWT
 )
 _BEARER = re.compile(r"(\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=\-]{8,}", re.IGNORECASE)
+# The name must end in the credential word, so ``max_new_tokens: 2048`` or
+# ``tokens_per_second=310`` stay readable in logs; a tokenizer's special tokens are not secrets.
 _ASSIGNMENT = re.compile(
-    r"(\b[\w\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key)[\w\-]*"
+    r"(\b[\w\-]*(?:password|passwd|pwd|secret(?:[_\-]?key)?|private[_\-]?key|(?<!bos_)(?<!eos_)(?<!pad_)(?<!unk_)(?<!sep_)"
+    r"(?<!cls_)(?<!mask_)token|api[_\-]?key|access[_\-]?key)"
     r"[\"']?\s*[=:]\s*[\"']?)([^\s\"',;&}]{4,})",
     re.IGNORECASE,
 )
