@@ -6,6 +6,10 @@ plain ``model.generate`` in this process. Greedy decoding yields the same tokens
 tokens per second compare like for like (the plain call gets the same decoding settings); model loading is left out of both (the child reports
 the time of its ``generate`` call, this process times its own), after one warm-up answer each.
 
+Streaming in one child: one generation child answering alternately with and without streaming,
+so both meet the same load; the median ratio of each pair's rates (the steadiest end-to-end
+figure on a shared machine).
+
 Streamer: the streaming path's own cost per token (incremental decoding, stop-string holding and
 the child's coalescing of text into events), with no model, as microseconds a token and as a
 share of a token's time at the plain rate; a steadier figure than the ratio on a busy machine.
@@ -67,6 +71,38 @@ def studio_rates(
         "tokens": measured[0].tokens,
         "tokens_per_s": statistics.median(e.tokens_per_s for e in measured),
         "wall_s_with_start_and_load": round(wall, 2),
+    }
+
+
+def streaming_in_one_child(
+    base: str, adapter: Path | None, tokens: int, repeat: int
+) -> dict[str, Any]:
+    """Streaming against not streaming in one child, answers alternating, so both meet the
+    same load from the rest of the machine: the median of each pair's rate ratio."""
+    from codetune_studio.core.generation import (
+        ChatMessage,
+        GenerationFinished,
+        GenerationParams,
+        GenerationRequest,
+    )
+    from codetune_studio.services.generation import GenerationProcess, ResolvedModel
+
+    params = GenerationParams(max_new_tokens=tokens, temperature=0.0)
+    requests = [
+        GenerationRequest(
+            id=str(i),
+            messages=(ChatMessage(role="user", content=PROMPT),),
+            params=params,
+            stream=i % 2 == 1,
+        )
+        for i in range(2 * (repeat + 1))
+    ]
+    with GenerationProcess(ResolvedModel(base, adapter, "bench"), requests, device="cpu") as child:
+        rates = [e.tokens_per_s for e in child.events() if isinstance(e, GenerationFinished)]
+    pairs = list(zip(rates[2::2], rates[3::2], strict=True))  # the first pair warms up
+    return {
+        "pairs": len(pairs),
+        "streaming_over_not": round(statistics.median(s / n for n, s in pairs), 3),
     }
 
 
@@ -197,6 +233,7 @@ def main() -> int:
             "runs": [round(first["tokens_per_s"], 2), round(second["tokens_per_s"], 2)],
         }
         streamer = streamer_cost(base, args.repeat)
+        paired = streaming_in_one_child(base, args.adapter, args.tokens, args.repeat)
     share = streamer["us_per_token"] * 1e-6 * plain["tokens_per_s"]
     report = {
         "model": base,
@@ -206,6 +243,7 @@ def main() -> int:
         "studio_no_streaming": batch,
         "ratio_streaming": round(streamed["tokens_per_s"] / plain["tokens_per_s"], 3),
         "ratio_no_streaming": round(batch["tokens_per_s"] / plain["tokens_per_s"], 3),
+        "streaming_in_one_child": paired,
         # The streaming path's own share of a token's time at the plain rate.
         "streamer": {**streamer, "share_of_token_time": round(share, 4)},
         "eval": None if args.no_eval else eval_rates(),
