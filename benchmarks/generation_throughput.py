@@ -6,13 +6,21 @@ plain ``model.generate`` in this process. Greedy decoding yields the same tokens
 tokens per second compare like for like (the plain call gets the same decoding settings); model loading is left out of both (the child reports
 the time of its ``generate`` call, this process times its own), after one warm-up answer each.
 
+Streaming in one child: one generation child answering alternately with and without streaming,
+so both meet the same load; the median ratio of each pair's rates (the steadiest end-to-end
+figure on a shared machine).
+
+Streamer: the streaming path's own cost per token (incremental decoding, stop-string holding and
+the child's coalescing of text into events), with no model, as microseconds a token and as a
+share of a token's time at the plain rate; a steadier figure than the ratio on a busy machine.
+
 Eval: the bundled held-out tasks' reference solutions, run with their tests in the sandbox (one
 child process per sample) and with ``exec`` in this process, as samples per second.
 
 Usage::
 
     python benchmarks/generation_throughput.py [--base DIR --adapter DIR] [--tokens 128]
-        [--repeat 3]
+        [--repeat 3] [--no-eval]
 
 Without ``--base`` a starter-sized random model (4 layers, hidden 256) is built in a temporary
 folder.
@@ -64,6 +72,68 @@ def studio_rates(
         "tokens_per_s": statistics.median(e.tokens_per_s for e in measured),
         "wall_s_with_start_and_load": round(wall, 2),
     }
+
+
+def streaming_in_one_child(
+    base: str, adapter: Path | None, tokens: int, repeat: int
+) -> dict[str, Any]:
+    """Streaming against not streaming in one child, answers alternating, so both meet the
+    same load from the rest of the machine: the median of each pair's rate ratio."""
+    from codetune_studio.core.generation import (
+        ChatMessage,
+        GenerationFinished,
+        GenerationParams,
+        GenerationRequest,
+    )
+    from codetune_studio.services.generation import GenerationProcess, ResolvedModel
+
+    params = GenerationParams(max_new_tokens=tokens, temperature=0.0)
+    requests = [
+        GenerationRequest(
+            id=str(i),
+            messages=(ChatMessage(role="user", content=PROMPT),),
+            params=params,
+            stream=i % 2 == 1,
+        )
+        for i in range(2 * (repeat + 1))
+    ]
+    with GenerationProcess(ResolvedModel(base, adapter, "bench"), requests, device="cpu") as child:
+        rates = [e.tokens_per_s for e in child.events() if isinstance(e, GenerationFinished)]
+    pairs = list(zip(rates[2::2], rates[3::2], strict=True))  # the first pair warms up
+    return {
+        "pairs": len(pairs),
+        "streaming_over_not": round(statistics.median(s / n for n, s in pairs), 3),
+    }
+
+
+def streamer_cost(base: str, repeat: int) -> dict[str, Any]:
+    """The streaming path's own cost per token, without a model: decoding, stop-string holding
+    and the child's coalescing, fed the bundled tasks' reference solutions token by token."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from codetune_studio.engine.generation import _Stream
+    from codetune_studio.worker.generate import _Coalescer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    task_file = ROOT / "resources" / "eval" / "python-tasks.jsonl"
+    code = "\n\n".join(
+        json.loads(line)["canonical_solution"]
+        for line in task_file.read_text(encoding="utf-8").splitlines()
+        if line
+    )
+    tokens = [torch.tensor([t]) for t in tokenizer(code, add_special_tokens=False)["input_ids"]]
+    costs = []
+    for _ in range(max(repeat, 5)):
+        sink = _Coalescer(lambda _text: None)
+        stream = _Stream(tokenizer, 0, (), sink.add)
+        start = time.perf_counter()
+        for token in tokens:
+            stream.put(token)
+        stream.end()
+        sink.flush()
+        costs.append((time.perf_counter() - start) / len(tokens))
+    return {"tokens": len(tokens), "us_per_token": round(min(costs) * 1e6, 2)}
 
 
 def plain_rate(base: str, adapter: Path | None, tokens: int, repeat: int) -> dict[str, Any]:
@@ -141,6 +211,7 @@ def main() -> int:
     parser.add_argument("--adapter", type=Path, help="adapter folder on --base")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-eval", action="store_true", help="measure generation only")
     args = parser.parse_args()
     from codetune_studio.engine.threads import prefer_passive_waiting
 
@@ -161,6 +232,9 @@ def main() -> int:
             "tokens_per_s": (first["tokens_per_s"] + second["tokens_per_s"]) / 2,
             "runs": [round(first["tokens_per_s"], 2), round(second["tokens_per_s"], 2)],
         }
+        streamer = streamer_cost(base, args.repeat)
+        paired = streaming_in_one_child(base, args.adapter, args.tokens, args.repeat)
+    share = streamer["us_per_token"] * 1e-6 * plain["tokens_per_s"]
     report = {
         "model": base,
         "adapter": str(args.adapter) if args.adapter else None,
@@ -169,7 +243,10 @@ def main() -> int:
         "studio_no_streaming": batch,
         "ratio_streaming": round(streamed["tokens_per_s"] / plain["tokens_per_s"], 3),
         "ratio_no_streaming": round(batch["tokens_per_s"] / plain["tokens_per_s"], 3),
-        "eval": eval_rates(),
+        "streaming_in_one_child": paired,
+        # The streaming path's own share of a token's time at the plain rate.
+        "streamer": {**streamer, "share_of_token_time": round(share, 4)},
+        "eval": None if args.no_eval else eval_rates(),
     }
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0

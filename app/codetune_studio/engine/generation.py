@@ -68,10 +68,13 @@ def render_prompt(tokenizer: Any, messages: tuple[ChatMessage, ...]) -> str:
 class _Stream(BaseStreamer):
     """Decodes generated tokens as they arrive and hands out the new text.
 
-    Decoding is incremental (a short window of recent tokens, as text-generation-inference
-    does), so streaming costs the same per token however long the answer grows. Text is held
-    back while it ends in an incomplete UTF-8 sequence, and (when stop strings are set) by the
-    longest stop string less one character, so a stop string is never half shown.
+    Decoding is incremental, so streaming costs the same per token however long the answer
+    grows: with a fast tokenizer, one call into its Rust ``DecodeStream`` per token; otherwise
+    ``decode`` of a short window of recent tokens, twice, as text-generation-inference does
+    (measured on the starter's tokenizer: 3.5 against 8 microseconds a token for the whole of
+    :meth:`put`, with the worker's coalescing). Text is held back while it ends in an incomplete
+    UTF-8 sequence, and (when stop strings are set) by the longest stop string less one
+    character, so a stop string is never half shown.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class _Stream(BaseStreamer):
         self._prefix = 0  # decoding window: ids[_prefix:] give the context for new text
         self._read = 0
         self._shown = 0
+        self._rust = _rust_decoder(tokenizer) if self._track else None
 
     def put(self, value: torch.Tensor) -> None:
         flat = value.reshape(-1).tolist()
@@ -103,7 +107,13 @@ class _Stream(BaseStreamer):
         if not flat:
             return
         self.ids.extend(int(token) for token in flat)
-        if self._track:
+        if self._rust is not None:
+            backend, stream = self._rust
+            for token in flat:
+                piece = stream.step(backend, int(token))
+                if piece:  # None while a character's bytes are incomplete
+                    self.partial += piece
+        elif self._track:
             self._decode_new()
         if self._on_text is not None:
             self._emit(final=False)
@@ -134,6 +144,23 @@ class _Stream(BaseStreamer):
         if limit > self._shown:
             self._on_text(text[self._shown : limit])
             self._shown = limit
+
+
+def _rust_decoder(tokenizer: Any) -> tuple[Any, Any] | None:
+    """A fast tokenizer's backend with a fresh ``DecodeStream``; ``None`` when unavailable.
+
+    ``DecodeStream`` skips the Python ``decode``'s clean-up of spaces before punctuation, so a
+    tokenizer that asks for that clean-up keeps the windowed ``decode``: the streamed pieces
+    must add up to the final answer exactly.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        return None
+    try:
+        from tokenizers.decoders import DecodeStream
+    except ImportError:  # tokenizers before 0.21
+        return None
+    return backend, DecodeStream(skip_special_tokens=True)
 
 
 class _StopWhen(StoppingCriteria):
