@@ -645,7 +645,7 @@ _TYPE_WORDS = {
 def _describe(error: ErrorDetails) -> str:
     """One problem as ``key.path: got VALUE, must be ...``."""
     loc = error["loc"]
-    where = ".".join(str(part) for part in loc) or "recipe"
+    where = ".".join(_key_text(part) for part in loc) or "recipe"
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
@@ -666,6 +666,12 @@ def _describe(error: ErrorDetails) -> str:
     if kind == "value_error" and (not loc or isinstance(value, Mapping)):
         return f"{where}: {message}" if loc else message
     return f"{where}: got {_show(value)}, {message}"
+
+
+def _key_text(part: int | str) -> str:
+    """A key as it reads in a one-line message: quoted when it holds spaces or control codes."""
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def _show(value: object) -> str:
