@@ -27,7 +27,8 @@ def main() -> int:
     args = parser.parse_args()
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    model.eval()  # type: ignore[no-untyped-call]
     vocab = int(model.config.vocab_size)
     generator = torch.Generator().manual_seed(0)
     # Ids above the special and single-byte tokens: ordinary, merged tokens.
