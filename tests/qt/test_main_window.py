@@ -264,3 +264,34 @@ def test_crash_handler_writes_a_crash_log(tmp_path: Path) -> None:
     assert describe_database("postgresql+psycopg://me:***@db.lan:5432/team") == (
         "PostgreSQL db.lan:5432/team"
     )
+
+
+def test_planning_a_run_writes_the_database_off_the_gui_thread(
+    make_window: Any, qtbot: Any, services: StudioServices, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import threading
+
+    from codetune_studio.services.training import TrainingRunService
+
+    services.worker_launch = fake_worker_launch(FAKE_WORKER, "--mode", "obey", "--delay", "0.05")
+    planned_on: list[threading.Thread] = []
+    plan = TrainingRunService.plan
+
+    def recording_plan(self: TrainingRunService, *args: Any, **kwargs: Any) -> Any:
+        planned_on.append(threading.current_thread())
+        return plan(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingRunService, "plan", recording_plan)
+    window = make_window()
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n")
+    window.parameters_panel.set_dataset_path(str(data))
+    run_id = window.start_training()
+    # The PENDING row is written by a pool thread; the window still gets the run back at once.
+    assert planned_on
+    assert planned_on[0] is not threading.main_thread()
+    assert services.experiments.get_run(run_id).name
+    controller = window.coordinator.target(run_id)
+    assert controller is not None
+    with qtbot.waitSignal(window.run_ended, timeout=20_000):
+        controller.stop()

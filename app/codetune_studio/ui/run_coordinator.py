@@ -11,7 +11,7 @@ import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
@@ -19,6 +19,7 @@ from codetune_studio.core.errors import ConfigError, TrainingError
 from codetune_studio.services.training import RECIPE_SNAPSHOT
 from codetune_studio.ui.run_host import RunController, RunHost, RunOutcome
 from codetune_studio.ui.safe_slot import safe_slot
+from codetune_studio.ui.tasks import run_in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from codetune_studio.core.events import Event
     from codetune_studio.core.models import Run
     from codetune_studio.core.recipe import TrainingRecipe
+    from codetune_studio.services.training import PlannedRun
     from codetune_studio.ui.studio_services import StudioServices
 
 __all__ = ["CloseChoice", "RunCoordinator"]
@@ -63,6 +65,7 @@ class RunCoordinator(QObject):
         self.services = services
         self.stop_grace_s = stop_grace_s
         self.controllers: dict[int, RunController] = {}
+        self._planning = False
 
     @property
     def active_controllers(self) -> list[RunController]:
@@ -95,13 +98,13 @@ class RunCoordinator(QObject):
             ConfigError: If there is no valid recipe.
             TrainingError: If a run is already training, or there is nothing to resume.
         """
-        if self.active_controllers:
+        if self.active_controllers or self._planning:
             raise TrainingError("A run is training already; stop it before starting another.")
         if recipe is None:
             raise ConfigError("The parameters have errors; fix the fields marked in red first.")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         name = recipe.name or f"{_slug(Path(recipe.dataset.path).stem)}-{stamp}"
-        planned = self.services.training.plan(
+        planned = self._plan_off_gui_thread(
             recipe,
             name=name,
             resume=str(resume.id) if resume is not None else None,
@@ -134,6 +137,34 @@ class RunCoordinator(QObject):
         self.run_started.emit(run.id)
         logger.info("started run %s (%s) in %s", run.id, name, output_dir)
         return run
+
+    def _plan_off_gui_thread(self, recipe: TrainingRecipe, **options: Any) -> PlannedRun:
+        """``training.plan`` on the thread pool while the event loop keeps the window painting.
+
+        Planning writes the PENDING run (a round trip to a shared PostgreSQL, perhaps a slow
+        one) and prepares its folder; the caller still gets the planned run back, as before.
+        """
+        outcome: dict[str, Any] = {}
+        loop = QEventLoop()
+        self._planning = True
+        try:
+            run_in_thread(
+                self.services.training.plan,
+                recipe,
+                on_return=lambda planned: outcome.setdefault("planned", planned),
+                on_error=lambda exc: outcome.setdefault("error", exc),
+                on_finish=loop.quit,
+                **options,
+            )
+            loop.exec()
+        finally:
+            self._planning = False
+        if "error" in outcome:
+            raise outcome["error"]
+        if "planned" not in outcome:  # the window began closing and cancelled the job
+            raise TrainingError("The run was not started: the window is closing.")
+        planned: PlannedRun = outcome["planned"]
+        return planned
 
     def target(self, run_id: int | None = None) -> RunController | None:
         """The hosted, running controller of ``run_id``, or the newest one when not given."""
