@@ -81,8 +81,8 @@ _ALIASES = {
     "peak_memory_mb": "memory_mb",
     "memory": "memory_mb",
 }
-_REDRAW_MS = 100  # at most ten redraws a second, however fast events arrive
-_SLOW_REDRAW_MS = 250
+_REDRAW_MS = 250  # at most four redraws a second, however fast events arrive
+_SLOW_REDRAW_MS = 1000
 _MANY_POINTS = 20_000
 _FOLLOW_MS = 2000
 _NONFINITE_COLOUR = "#dc2626"
@@ -493,7 +493,9 @@ class MonitorPanel(Panel):
             self._mark_nonfinite(key, steps, values)
         self.buffer.dirty.clear()
         self.redraw_count += 1
-        # Long runs redraw less often: a 100,000-point curve costs milliseconds per redraw.
+        # Long runs redraw less often: a 100,000-point curve costs milliseconds per redraw. Four
+        # redraws a second look live; each one repaints every plot and its axes (text), which was
+        # most of the GUI thread's time while a fast run trained (benchmarks/compare_runs.py).
         interval = _REDRAW_MS if self.buffer.count("loss") < _MANY_POINTS else _SLOW_REDRAW_MS
         if self._redraw_timer.interval() != interval:
             self._redraw_timer.setInterval(interval)
