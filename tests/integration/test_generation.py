@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,6 +16,8 @@ from codetune_studio.core.generation import (
     GenerationStarted,
     ModelLoaded,
     TokensGenerated,
+    decode_generation_event,
+    encode_generation_event,
 )
 from codetune_studio.services.generation import (
     GenerationError,
@@ -103,6 +107,59 @@ def test_tokens_stream_before_the_answer_finishes_and_add_up_to_it(tiny_model_di
     if finished.stop_reason == "length":
         assert finished.tokens == 200
     assert finished.tokens_per_s > 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        # torch caps OMP_NUM_THREADS at the core count, so only fewer threads than cores show.
+        ("OMP_NUM_THREADS", "1", 1),
+        # torch.set_num_threads is not capped: 3 differs from the default on all but 3 cores.
+        ("CODETUNE_TORCH_THREADS", "3", 3),
+    ],
+)
+def test_the_child_computes_with_the_thread_count_its_parent_set(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: int
+) -> None:
+    if variable == "OMP_NUM_THREADS" and (os.cpu_count() or 1) < 2:
+        pytest.skip("on one core, one thread is also the default")
+    monkeypatch.setenv(variable, value)
+    request = GenerationRequest(id="r", messages=PROMPT, params=greedy(4))
+    events = run_child(ResolvedModel(str(tiny_model_dir), None, "m"), [request])
+
+    loaded = events[0]
+    assert isinstance(loaded, ModelLoaded)
+    assert loaded.threads == expected
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sessions and process groups are POSIX")
+def test_the_child_leads_its_own_process_group_inside_the_studios_session(
+    tiny_model_dir: Path,
+) -> None:
+    # Its own group, so a kill reaches all of it; the studio's session, because on Linux a new
+    # session is a new scheduler autogroup, where the child's threads lost most of their CPU to
+    # a busy studio process (see benchmarks/generation_throughput.py, side by side).
+    request = GenerationRequest(id="r", messages=PROMPT, params=greedy(4))
+    with GenerationProcess(
+        ResolvedModel(str(tiny_model_dir), None, "m"), [request], device="cpu"
+    ) as process:
+        pid = process.pid
+        assert pid is not None
+        group, session = os.getpgid(pid), os.getsid(pid)
+        list(process.events())
+
+    assert group == pid
+    assert group != os.getpgid(0)
+    assert session == os.getsid(0)
+
+
+def test_a_loaded_event_from_a_child_that_does_not_report_threads_still_reads() -> None:
+    line = '{"base_model": "b", "adapter": null, "device": "cpu", "seconds": 1.0, "kind": "loaded"}'
+    event = decode_generation_event(line)
+    assert event == ModelLoaded("b", None, "cpu", 1.0)
+    assert event.threads is None
+    reported = ModelLoaded("b", None, "cpu", 1.0, threads=2)
+    assert decode_generation_event(encode_generation_event(reported)) == reported
 
 
 def test_stop_ends_a_long_answer_mid_generation(tiny_model_dir: Path) -> None:

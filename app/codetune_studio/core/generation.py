@@ -98,12 +98,19 @@ class GenerationRequest(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class ModelLoaded:
-    """The child loaded the model."""
+    """The child loaded the model.
+
+    Attributes:
+        threads: torch's CPU threads in the child (``None`` from a child that does not say), so
+            a user and the generation benchmark can see the child computes with the settings
+            they expect (``OMP_NUM_THREADS``, ``CODETUNE_TORCH_THREADS``).
+    """
 
     base_model: str
     adapter: str | None
     device: str
     seconds: float
+    threads: int | None = None
     kind: str = field(default="loaded", init=False)
 
 

@@ -209,6 +209,8 @@ class Generator:
         self.has_adapter = has_adapter
         self.inference_mode = inference_mode
         self.device = str(next(model.parameters()).device)
+        #: torch's CPU threads when the generator was made (what generation computes with).
+        self.threads = torch.get_num_threads()
 
     def encode(self, text: str, *, chat: bool) -> list[int]:
         """Token ids of a prompt; a rendered chat template brings its own special tokens."""

@@ -293,7 +293,13 @@ class GenerationProcess:
         if sys.platform == "win32":  # pragma: no cover - POSIX CI
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
         else:
-            kwargs["start_new_session"] = True  # its own group: one kill reaches all of it
+            # Its own process group, so one kill reaches all of it, but in the studio's session:
+            # a new session (start_new_session) is a new scheduler autogroup on Linux, and a
+            # child's torch threads in another autogroup than a busy studio (the window, the
+            # benchmark's own generate) were starved to 0.3-0.7x its speed on a 2-core
+            # machine; in one autogroup both ran at full speed (benchmarks/generation_throughput.py,
+            # side by side).
+            kwargs["process_group"] = 0
         try:
             self._process = subprocess.Popen(  # noqa: S603 - our own module's command line
                 python_module_command(GENERATE_MODULE, *args),

@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             adapter=args.adapter,
             device=generator.device,
             seconds=round(time.perf_counter() - start, 3),
+            threads=generator.threads,
         )
     )
     try:
