@@ -1,14 +1,24 @@
 """Generation and eval throughput: the studio against plain library calls, from one run.
 
 Generation: the same model, prompt and greedy settings through the studio (the generation child,
-streaming text events as the Playground does, and without streaming as eval does) and through a
-plain ``model.generate`` in this process. Greedy decoding yields the same tokens both ways, so
-tokens per second compare like for like (the plain call gets the same decoding settings); model loading is left out of both (the child reports
-the time of its ``generate`` call, this process times its own), after one warm-up answer each.
+answering alternately with streaming, as the Playground does, and without, as eval does) and
+through a plain ``model.generate`` in this process. Like for like, or the run stops: the same
+prompt text (the child's ``GenerationStarted`` is checked), the same torch thread count (the
+child's ``ModelLoaded.threads``), the same tokens and answer (greedy), the same decoding
+settings. The studio's figure is ``GenerationFinished.tokens_per_s``, the one the Playground
+shows: the child's ``generate`` call alone, so model loading is left out of both sides, and each
+side's first answer (a warm-up) is dropped.
 
-Streaming in one child: one generation child answering alternately with and without streaming,
-so both meet the same load; the median ratio of each pair's rates (the steadiest end-to-end
-figure on a shared machine).
+On a shared machine the rate drifts by a factor of two within a minute, so measuring one side
+and then the other compares the load, not the code. The benchmark runs rounds instead: each
+round a fresh child (a warm-up and ``--repeat`` answers per mode) and ``--repeat`` plain answers
+on a model loaded once, the side that goes first alternating; a round's ratio is its medians'
+ratio, and the report gives the median ratio over ``--rounds`` rounds with its quartiles and
+extremes, and the load average at start and end.
+
+Side by side: a child streaming ``4 * --repeat`` answers while this process answers with plain
+``model.generate`` at the same time, so both meet the very same load; the ratio of their median
+rates says whether the child computes any slower, with far less noise than sequential rounds.
 
 Streamer: the streaming path's own cost per token (incremental decoding, stop-string holding and
 the child's coalescing of text into events), with no model, as microseconds a token and as a
@@ -20,7 +30,7 @@ child process per sample) and with ``exec`` in this process, as samples per seco
 Usage::
 
     python benchmarks/generation_throughput.py [--base DIR --adapter DIR] [--tokens 128]
-        [--repeat 3] [--no-eval]
+        [--repeat 3] [--rounds 8] [--no-eval]
 
 Without ``--base`` a starter-sized random model (4 layers, hidden 256) is built in a temporary
 folder.
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -41,49 +52,84 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Write a Python function `triple` that returns three times x."
 
 
-def studio_rates(
-    base: str, adapter: Path | None, tokens: int, repeat: int, *, stream: bool
-) -> dict[str, Any]:
-    from codetune_studio.core.generation import (
-        ChatMessage,
-        GenerationFinished,
-        GenerationParams,
-        GenerationRequest,
-    )
-    from codetune_studio.services.generation import GenerationProcess, ResolvedModel
-
-    params = GenerationParams(max_new_tokens=tokens, temperature=0.0)
-    requests = [
-        GenerationRequest(
-            id=str(i),
-            messages=(ChatMessage(role="user", content=PROMPT),),
-            params=params,
-            stream=stream,
-        )
-        for i in range(repeat + 1)
-    ]
-    start = time.perf_counter()
-    with GenerationProcess(ResolvedModel(base, adapter, "bench"), requests, device="cpu") as child:
-        finished = [e for e in child.events() if isinstance(e, GenerationFinished)]
-    wall = time.perf_counter() - start
-    measured = finished[1:]  # the first answer warms up
+def _quartiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if len(ordered) < 2:  # quantiles need two points
+        return {"min": round(ordered[0], 3), "max": round(ordered[0], 3)}
+    low, _, high = statistics.quantiles(ordered, n=4, method="inclusive")
     return {
-        "tokens": measured[0].tokens,
-        "tokens_per_s": statistics.median(e.tokens_per_s for e in measured),
-        "wall_s_with_start_and_load": round(wall, 2),
+        "min": round(ordered[0], 3),
+        "q1": round(low, 3),
+        "q3": round(high, 3),
+        "max": round(ordered[-1], 3),
     }
 
 
-def streaming_in_one_child(
-    base: str, adapter: Path | None, tokens: int, repeat: int
-) -> dict[str, Any]:
-    """Streaming against not streaming in one child, answers alternating, so both meet the
-    same load from the rest of the machine: the median of each pair's rate ratio."""
+class _Plain:
+    """The plain side: the same model loaded in this process, answered by ``model.generate``.
+
+    It renders the prompt with the studio's own template (so both sides see the same token ids;
+    the child's ``GenerationStarted`` is checked against it) and passes the decoding settings
+    the studio passes: greedy, the sampling knobs unset (leaving them at the model's defaults
+    makes transformers build unused warpers).
+    """
+
+    def __init__(self, base: str, adapter: Path | None, tokens: int) -> None:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from codetune_studio.core.generation import ChatMessage
+        from codetune_studio.engine.generation import render_prompt
+        from codetune_studio.engine.threads import configure_torch_threads
+
+        self._torch = torch
+        self.threads = configure_torch_threads()  # as the child does, from the same variables
+        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        model: Any = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
+        if adapter is not None:
+            model = PeftModel.from_pretrained(model, str(adapter))
+        self.model = model.eval()
+        self.prompt_text = render_prompt(
+            self.tokenizer, (ChatMessage(role="user", content=PROMPT),)
+        )
+        self.ids = self.tokenizer(self.prompt_text, add_special_tokens=False, return_tensors="pt")
+        self.max_new_tokens = tokens
+        self.text = ""
+        self.tokens = 0
+        self.answer()  # warm-up, left out of every figure
+
+    def answer(self) -> float:
+        """One answer; returns its tokens per second."""
+        start = time.perf_counter()
+        with self._torch.inference_mode():
+            out = self.model.generate(
+                **self.ids,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                repetition_penalty=1.0,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        seconds = time.perf_counter() - start
+        new = out[0, self.ids["input_ids"].shape[1] :]
+        self.tokens = int(new.shape[0])
+        self.text = str(self.tokenizer.decode(new, skip_special_tokens=True))
+        return self.tokens / seconds
+
+
+def _child_round(base: str, adapter: Path | None, tokens: int, answers: int) -> dict[str, Any]:
+    """One generation child: a warm-up answer, then ``answers`` streamed and ``answers`` not,
+    alternating; the rates are the ``GenerationFinished.tokens_per_s`` the Playground shows."""
     from codetune_studio.core.generation import (
         ChatMessage,
         GenerationFinished,
         GenerationParams,
         GenerationRequest,
+        GenerationStarted,
+        ModelLoaded,
     )
     from codetune_studio.services.generation import GenerationProcess, ResolvedModel
 
@@ -95,14 +141,126 @@ def streaming_in_one_child(
             params=params,
             stream=i % 2 == 1,
         )
-        for i in range(2 * (repeat + 1))
+        for i in range(1 + 2 * answers)
     ]
     with GenerationProcess(ResolvedModel(base, adapter, "bench"), requests, device="cpu") as child:
-        rates = [e.tokens_per_s for e in child.events() if isinstance(e, GenerationFinished)]
-    pairs = list(zip(rates[2::2], rates[3::2], strict=True))  # the first pair warms up
+        events = list(child.events())
+    loaded = next(e for e in events if isinstance(e, ModelLoaded))
+    started = next(e for e in events if isinstance(e, GenerationStarted))
+    finished = [e for e in events if isinstance(e, GenerationFinished)][1:]  # less the warm-up
     return {
-        "pairs": len(pairs),
-        "streaming_over_not": round(statistics.median(s / n for n, s in pairs), 3),
+        "threads": loaded.threads,
+        "prompt_text": started.prompt_text,
+        "tokens": {e.tokens for e in finished},
+        "texts": {e.text for e in finished},
+        "streaming": [e.tokens_per_s for e in finished if int(e.request) % 2 == 1],
+        "not_streaming": [e.tokens_per_s for e in finished if int(e.request) % 2 == 0],
+    }
+
+
+def _check_like_with_like(child: dict[str, Any], plain: _Plain) -> None:
+    """Stop the run unless both sides had the same prompt, threads, tokens and answer."""
+    if child["prompt_text"] != plain.prompt_text:
+        raise SystemExit("the child rendered another prompt than the plain side")
+    if child["threads"] != plain.threads:
+        raise SystemExit(f"threads differ: child {child['threads']}, plain {plain.threads}")
+    if child["tokens"] != {plain.tokens} or child["texts"] != {plain.text}:
+        raise SystemExit("the two sides generated different answers")
+
+
+def interleaved_generation(
+    base: str, adapter: Path | None, tokens: int, rounds: int, answers: int
+) -> dict[str, Any]:
+    """The studio against plain ``model.generate`` in rounds: ``answers`` plain answers, a
+    child, ``answers`` plain answers again, so the plain figure straddles the child's time and
+    drifting load falls on both; each round's ratio is its medians' ratio, and the report gives
+    the median ratio over rounds with its spread."""
+    plain = _Plain(base, adapter, tokens)
+    streaming: list[float] = []
+    not_streaming: list[float] = []
+    plain_rates: list[float] = []
+    rows = []
+    load_before = os.getloadavg()[0]
+    for _ in range(rounds):
+        own = [plain.answer() for _ in range(answers)]
+        child = _child_round(base, adapter, tokens, answers)
+        own += [plain.answer() for _ in range(answers)]
+        _check_like_with_like(child, plain)
+        streaming.extend(child["streaming"])
+        not_streaming.extend(child["not_streaming"])
+        plain_rates.extend(own)
+        base_rate = statistics.median(own)
+        rows.append(
+            (
+                statistics.median(child["streaming"]) / base_rate,
+                statistics.median(child["not_streaming"]) / base_rate,
+            )
+        )
+    ratios_streaming = [row[0] for row in rows]
+    ratios_not = [row[1] for row in rows]
+    return {
+        "tokens_per_answer": plain.tokens,
+        "threads_each_side": plain.threads,
+        "rounds": rounds,
+        "answers_per_round": {"studio_each_mode": answers, "plain": 2 * answers},
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "plain_tokens_per_s": round(statistics.median(plain_rates), 1),
+        "studio_streaming_tokens_per_s": round(statistics.median(streaming), 1),
+        "studio_not_streaming_tokens_per_s": round(statistics.median(not_streaming), 1),
+        "ratio_streaming": round(statistics.median(ratios_streaming), 3),
+        "ratio_streaming_spread": _quartiles(ratios_streaming),
+        "ratio_not_streaming": round(statistics.median(ratios_not), 3),
+        "ratio_not_streaming_spread": _quartiles(ratios_not),
+        "ratios_streaming_by_round": [round(r, 3) for r in ratios_streaming],
+    }
+
+
+def side_by_side_generation(
+    base: str, adapter: Path | None, tokens: int, answers: int
+) -> dict[str, Any]:
+    """The child (streaming) and plain ``model.generate`` at the same time, so both meet exactly
+    the same load (each other's included, symmetrically): the ratio of their median rates is
+    the child's efficiency against this process's, steadier than any sequential figure."""
+    from codetune_studio.core.generation import (
+        ChatMessage,
+        GenerationFinished,
+        GenerationParams,
+        GenerationRequest,
+    )
+    from codetune_studio.services.generation import GenerationProcess, ResolvedModel
+
+    plain = _Plain(base, adapter, tokens)
+    params = GenerationParams(max_new_tokens=tokens, temperature=0.0)
+    requests = [
+        GenerationRequest(
+            id=str(i), messages=(ChatMessage(role="user", content=PROMPT),), params=params
+        )
+        for i in range(1 + answers)
+    ]
+    finished: list[GenerationFinished] = []
+    own: list[float] = []
+    load_before = os.getloadavg()[0]
+    with GenerationProcess(ResolvedModel(base, adapter, "bench"), requests, device="cpu") as child:
+        while not finished and not child.ended:  # loading and the warm-up answer
+            finished += [e for e in child.poll(timeout_s=0.1) if isinstance(e, GenerationFinished)]
+        while not child.ended:
+            rate = plain.answer()
+            finished += [e for e in child.poll() if isinstance(e, GenerationFinished)]
+            if len(finished) <= answers:  # the child was still answering all along
+                own.append(rate)
+        child.finish()
+    measured = finished[1:]
+    if not own or len(measured) != answers:
+        raise SystemExit("the child ended before the plain side could answer")
+    if {e.text for e in measured} != {plain.text} or {e.tokens for e in measured} != {plain.tokens}:
+        raise SystemExit("the two sides generated different answers")
+    studio = statistics.median(e.tokens_per_s for e in measured)
+    return {
+        "answers": {"studio": len(measured), "plain": len(own)},
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "plain_tokens_per_s": round(statistics.median(own), 1),
+        "studio_streaming_tokens_per_s": round(studio, 1),
+        "ratio_streaming": round(studio / statistics.median(own), 3),
     }
 
 
@@ -134,47 +292,6 @@ def streamer_cost(base: str, repeat: int) -> dict[str, Any]:
         sink.flush()
         costs.append((time.perf_counter() - start) / len(tokens))
     return {"tokens": len(tokens), "us_per_token": round(min(costs) * 1e6, 2)}
-
-
-def plain_rate(base: str, adapter: Path | None, tokens: int, repeat: int) -> dict[str, Any]:
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from codetune_studio.engine.threads import configure_torch_threads
-
-    configure_torch_threads()
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model: Any = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
-    if adapter is not None:
-        model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True
-    )
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
-    rates = []
-    generated = 0
-    for index in range(repeat + 1):
-        start = time.perf_counter()
-        with torch.inference_mode():
-            # The decoding settings the studio passes: greedy, with the sampling knobs unset
-            # (leaving them at the model's defaults makes transformers build unused warpers).
-            out = model.generate(
-                **ids,
-                max_new_tokens=tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                repetition_penalty=1.0,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        seconds = time.perf_counter() - start
-        generated = out.shape[1] - ids["input_ids"].shape[1]
-        if index:
-            rates.append(generated / seconds)
-    return {"tokens": generated, "tokens_per_s": statistics.median(rates)}
 
 
 def eval_rates() -> dict[str, Any]:
@@ -209,8 +326,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--base", help="base model folder (default: a random starter-sized one)")
     parser.add_argument("--adapter", type=Path, help="adapter folder on --base")
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=128, help="new tokens per answer")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="answers per side (and per mode) in each round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=8, help="rounds of child against plain, order alternating"
+    )
     parser.add_argument("--no-eval", action="store_true", help="measure generation only")
     args = parser.parse_args()
     from codetune_studio.engine.threads import prefer_passive_waiting
@@ -222,28 +344,17 @@ def main() -> int:
             from codetune_studio.engine.starter import build_tiny_model_and_tokenizer
 
             base = str(build_tiny_model_and_tokenizer(Path(folder) / "model", hidden=256, layers=4))
-        # Interleaved, so load from other processes on the machine falls on both sides.
-        first = plain_rate(base, args.adapter, args.tokens, args.repeat)
-        streamed = studio_rates(base, args.adapter, args.tokens, args.repeat, stream=True)
-        batch = studio_rates(base, args.adapter, args.tokens, args.repeat, stream=False)
-        second = plain_rate(base, args.adapter, args.tokens, args.repeat)
-        plain = {
-            "tokens": first["tokens"],
-            "tokens_per_s": (first["tokens_per_s"] + second["tokens_per_s"]) / 2,
-            "runs": [round(first["tokens_per_s"], 2), round(second["tokens_per_s"], 2)],
-        }
+        generation = interleaved_generation(
+            base, args.adapter, args.tokens, args.rounds, args.repeat
+        )
+        side_by_side = side_by_side_generation(base, args.adapter, args.tokens, 4 * args.repeat)
         streamer = streamer_cost(base, args.repeat)
-        paired = streaming_in_one_child(base, args.adapter, args.tokens, args.repeat)
-    share = streamer["us_per_token"] * 1e-6 * plain["tokens_per_s"]
+    share = streamer["us_per_token"] * 1e-6 * generation["plain_tokens_per_s"]
     report = {
         "model": base,
         "adapter": str(args.adapter) if args.adapter else None,
-        "plain_generate": plain,
-        "studio_streaming": streamed,
-        "studio_no_streaming": batch,
-        "ratio_streaming": round(streamed["tokens_per_s"] / plain["tokens_per_s"], 3),
-        "ratio_no_streaming": round(batch["tokens_per_s"] / plain["tokens_per_s"], 3),
-        "streaming_in_one_child": paired,
+        "generation": generation,
+        "generation_side_by_side": side_by_side,
         # The streaming path's own share of a token's time at the plain rate.
         "streamer": {**streamer, "share_of_token_time": round(share, 4)},
         "eval": None if args.no_eval else eval_rates(),
