@@ -294,11 +294,10 @@ class GenerationProcess:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
         else:
             # Its own process group, so one kill reaches all of it, but in the studio's session:
-            # a new session (start_new_session) is a new scheduler autogroup on Linux, and a
-            # child's torch threads in another autogroup than a busy studio (the window, the
-            # benchmark's own generate) were starved to 0.3-0.7x its speed on a 2-core
-            # machine; in one autogroup both ran at full speed (benchmarks/generation_throughput.py,
-            # side by side).
+            # on Linux a new session (start_new_session) is a new scheduler autogroup, and there
+            # the child's torch threads got 0.15-0.75x the speed of a busy studio process beside
+            # them on 2 cores; in one autogroup both ran at full speed (side by side in
+            # benchmarks/generation_throughput.py).
             kwargs["process_group"] = 0
         try:
             self._process = subprocess.Popen(  # noqa: S603 - our own module's command line
