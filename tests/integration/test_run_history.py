@@ -311,6 +311,25 @@ def test_refreshing_the_list_reuses_the_known_results_of_ended_runs_only(
     assert summaries[live.id].final_loss == 3.0  # a live run's are read again
 
 
+def test_a_comparison_reuses_the_known_results_of_ended_runs_only(
+    experiments: ExperimentService, history: RunHistoryService
+) -> None:
+    """The window passes the runs view's results: ended runs are not aggregated again."""
+    from codetune_studio.core.comparison import RunResults
+
+    ended = _finished_run(experiments, _recipe(), losses=[2.0, 1.0])
+    live = experiments.create_run("live", _recipe().model_dump(mode="json"))
+    experiments.start_run(live.id, pid=1)
+    experiments.record_metrics(live.id, [MetricPoint(1, "loss", 3.0, 0.0)])
+    stale = RunResults(final_loss=99.0)
+
+    comparison = history.compare([ended, live.id], known={ended: stale, live.id: stale})
+
+    assert comparison.results[ended].final_loss == 99.0  # an ended run's results cannot change
+    assert comparison.results[live.id].final_loss == 3.0  # a live run's are read again
+    assert history.compare([ended, live.id]).results[ended].final_loss == 1.0
+
+
 def test_long_curves_are_thinned_in_the_database_keeping_the_last_step(
     experiments: ExperimentService, history: RunHistoryService
 ) -> None:

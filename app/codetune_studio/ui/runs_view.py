@@ -280,6 +280,10 @@ class RunsView(QWidget):
             combo.setCurrentText(current if current in values else _ALL)
             combo.blockSignals(False)
 
+    def known_results(self) -> dict[int, RunResults]:
+        """The results of the ended runs listed, by run id (they never change)."""
+        return dict(self._known_results)
+
     def current_filter(self) -> RunFilter:
         """The filter the search box and the combo boxes describe."""
 
