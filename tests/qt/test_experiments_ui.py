@@ -317,7 +317,7 @@ def test_a_refresh_keeps_the_selected_runs_selected_and_their_detail_loaded_once
     qtbot.waitUntil(lambda: window.runs_model.rowCount() == 3, timeout=5000)
     view.select_runs([first, second])
     loads: list[int] = []
-    view.detail.show_run = lambda run: loads.append(run.id)  # type: ignore[method-assign]
+    view.detail.show_run = lambda run: loads.append(run.id)
     experiments.record_metrics(live.id, [MetricPoint(1, "loss", 3.0, 0.0)])
     loaded = window.runs_model.results_of(live.id)
 
