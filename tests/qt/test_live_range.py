@@ -51,3 +51,7 @@ def test_bounds_skip_non_finite_points_and_join() -> None:
     assert finite_bounds(np.zeros(0), np.zeros(0)) is None
     assert union([None, (0.0, 1.0, 5.0, 6.0), (2.0, 3.0, -1.0, 0.0)]) == (0.0, 3.0, -1.0, 6.0)
     assert union([None]) is None
+
+
+def test_an_ended_run_gets_no_room_to_grow() -> None:
+    assert stable_bounds(None, (0.0, 100.0, 1.0, 3.0), x_headroom=0.0) == (0.0, 100.0, 0.8, 3.2)

@@ -241,3 +241,11 @@ def test_a_redraw_whose_points_fit_keeps_the_plot_range_and_its_axes_drawn(
     assert y_low <= 3.0 - 2000 / 1000
     assert y_high >= 3.0 - 1 / 1000
     assert bottom.picture is not ticks
+    assert x_high > 2100  # room left for the next points
+
+    panel.run_ended(RunStatus.FINISHED, None)  # nothing more will come: the curve fills the plot
+    panel.grab()
+
+    (x_low, x_high), _ = view.viewRange()
+    assert x_low <= 1
+    assert 2000 <= x_high < 2100

@@ -32,7 +32,9 @@ X_HEADROOM = 0.25
 Y_HEADROOM = 0.1
 
 
-def stable_bounds(current: Bounds | None, data: Bounds | None) -> Bounds | None:
+def stable_bounds(
+    current: Bounds | None, data: Bounds | None, *, x_headroom: float = X_HEADROOM
+) -> Bounds | None:
     """The bounds a live plot shows: ``current`` while it still fits ``data``, else new ones.
 
     Each axis is kept while it holds every point; the y axis also only while the values fill
@@ -43,6 +45,8 @@ def stable_bounds(current: Bounds | None, data: Bounds | None) -> Bounds | None:
     Args:
         current: The bounds shown now, if any.
         data: The data's own bounds (finite points only), or ``None`` with no points.
+        x_headroom: Room right of the last point, as a share of the x span (0 for a run that
+            has ended: its curves will not grow).
 
     Returns:
         The bounds to show (``current`` itself when it still fits), or ``None`` with no data.
@@ -51,7 +55,7 @@ def stable_bounds(current: Bounds | None, data: Bounds | None) -> Bounds | None:
         return None
     x_min, x_max, y_min, y_max = data
     x_span, y_span = x_max - x_min, y_max - y_min
-    x_range = (x_min, x_max + (X_HEADROOM * x_span if x_span > 0 else 1.0))
+    x_range = (x_min, x_max + (x_headroom * x_span if x_span > 0 else 1.0))
     y_room = Y_HEADROOM * y_span if y_span > 0 else max(abs(y_max) * Y_HEADROOM, 1e-12)
     y_range = (y_min - y_room, y_max + y_room)
     if current is None:

@@ -200,6 +200,8 @@ class MonitorPanel(Panel):
         # bounds of its finite points as last drawn.
         self._anchors: dict[str, RangeAnchor] = {}
         self._series_bounds: dict[str, Bounds | None] = {}
+        #: Whether the run shown may still log points (its plots then leave room to grow).
+        self._live = True
         self._build_ui()
         self._connect_signals()
         self._set_controls(active=False)
@@ -383,6 +385,7 @@ class MonitorPanel(Panel):
         self._stop_following()
         self.run_id = run_id
         self._hosted = hosted
+        self._live = True
         self._paused = False
         self._total_steps = 0
         self._step = 0
@@ -445,6 +448,7 @@ class MonitorPanel(Panel):
         self.progress.setFormat(_elide(text, 120))
         if status is RunStatus.FINISHED:
             self.progress.setValue(self.progress.maximum())
+        self._stop_growing()
 
     def set_paused(self, paused: bool) -> None:
         """Reflect the run's pause state on the Pause/Resume button."""
@@ -534,9 +538,9 @@ class MonitorPanel(Panel):
         An unchanged range keeps the axes' tick layout and labels: a redraw then repaints the
         curves alone, not the axes of every plot.
         """
-        from codetune_studio.ui.live_range import stable_bounds, union
+        from codetune_studio.ui.live_range import X_HEADROOM, stable_bounds, union
 
-        for plot_key in plot_keys:
+        for plot_key in plot_keys & self._anchors.keys():
             anchor = self._anchors[plot_key]
             data = union(
                 [
@@ -545,7 +549,16 @@ class MonitorPanel(Panel):
                     if series_plot == plot_key
                 ]
             )
-            anchor.set_bounds(stable_bounds(anchor.bounds, data))
+            if self._live:
+                anchor.set_bounds(stable_bounds(anchor.bounds, data, x_headroom=X_HEADROOM))
+            else:  # an ended run's curves fill their plots
+                anchor.set_bounds(stable_bounds(None, data, x_headroom=0.0))
+
+    def _stop_growing(self) -> None:
+        """The run has ended: fit every plot to its data, without room to grow."""
+        if self._live:
+            self._live = False
+            self._update_ranges(set(self._anchors))
 
     def _show_pass_plot(self, *, visible: bool) -> None:
         """Show the pass@1 plot for a run that measures it, else hide it."""
@@ -646,6 +659,7 @@ class MonitorPanel(Panel):
                 self._step = max(self._step, point.step)
         self._update_progress(status=status)
         if status.is_terminal:
+            self._stop_growing()
             self._follow_timer.stop()
             self.run_status_changed.emit(run_id, status.value)
 
