@@ -243,9 +243,19 @@ def test_a_redraw_whose_points_fit_keeps_the_plot_range_and_its_axes_drawn(
     assert bottom.picture is not ticks
     assert x_high > 2100  # room left for the next points
 
+    view.setXRange(100, 200)  # the user zooms in: new points leave the zoom alone
+    redraw(2001, 2010)
+    (x_low, x_high), _ = view.viewRange()
+    assert 90 <= x_low < x_high <= 210
+    view.enableAutoRange()  # the plot's "A" button: following the run again
+    panel.grab()
+    (x_low, x_high), _ = view.viewRange()
+    assert x_low <= 1
+    assert x_high >= 2010
+
     panel.run_ended(RunStatus.FINISHED, None)  # nothing more will come: the curve fills the plot
     panel.grab()
 
     (x_low, x_high), _ = view.viewRange()
     assert x_low <= 1
-    assert 2000 <= x_high < 2100
+    assert 2010 <= x_high < 2010 * 1.1  # pyqtgraph's own padding only
