@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -310,6 +311,25 @@ def test_refreshing_the_list_reuses_the_known_results_of_ended_runs_only(
     assert summaries[live.id].final_loss == 3.0  # a live run's are read again
 
 
+def test_a_comparison_reuses_the_known_results_of_ended_runs_only(
+    experiments: ExperimentService, history: RunHistoryService
+) -> None:
+    """The window passes the runs view's results: ended runs are not aggregated again."""
+    from codetune_studio.core.comparison import RunResults
+
+    ended = _finished_run(experiments, _recipe(), losses=[2.0, 1.0])
+    live = experiments.create_run("live", _recipe().model_dump(mode="json"))
+    experiments.start_run(live.id, pid=1)
+    experiments.record_metrics(live.id, [MetricPoint(1, "loss", 3.0, 0.0)])
+    stale = RunResults(final_loss=99.0)
+
+    comparison = history.compare([ended, live.id], known={ended: stale, live.id: stale})
+
+    assert comparison.results[ended].final_loss == 99.0  # an ended run's results cannot change
+    assert comparison.results[live.id].final_loss == 3.0  # a live run's are read again
+    assert history.compare([ended, live.id]).results[ended].final_loss == 1.0
+
+
 def test_long_curves_are_thinned_in_the_database_keeping_the_last_step(
     experiments: ExperimentService, history: RunHistoryService
 ) -> None:
@@ -321,3 +341,79 @@ def test_long_curves_are_thinned_in_the_database_keeping_the_last_step(
     assert curve.steps[-1] == 2000
     assert curve.steps == sorted(curve.steps)
     assert curve.tokens[-1] == 20_000  # every step's tokens counted, not only the kept ones
+
+
+def _plain_curve(
+    experiments: ExperimentService, run_id: int, name: str, steps: list[int]
+) -> tuple[list[float], list[float], list[float]]:
+    """A curve's values, tokens seen and epochs at ``steps``, from the plain per-metric reads.
+
+    Tokens seen: each token count read stands for the steps since the previous one read.
+    """
+    values = {p.step: p.value for p in experiments.metric_curve(run_id, name)}
+    epochs = {p.step: p.value for p in experiments.metric_curve(run_id, "epoch")}
+    read_tokens = [p for p in experiments.metric_curve(run_id, "tokens") if p.step in steps]
+    totals, total, previous = [], 0.0, 0
+    for point in read_tokens:
+        total += point.value * (point.step - previous) if math.isfinite(point.value) else 0.0
+        previous = point.step
+        totals.append((point.step, total))
+    tokens = [max((t for s, t in totals if s <= step), default=math.nan) for step in steps]
+    return (
+        [values[step] for step in steps],
+        tokens,
+        [epochs.get(step, math.nan) for step in steps],
+    )
+
+
+@pytest.mark.parametrize("max_points", [None, 7])
+def test_compared_curves_match_the_plain_reads_nan_gaps_and_thinning_included(
+    experiments: ExperimentService, history: RunHistoryService, max_points: int | None
+) -> None:
+    """The comparison's read (NumPy arrays straight from the cursor) says what plain reads say.
+
+    Two runs of different lengths; a NaN loss (stored as NULL), token counts logged only every
+    other step and an epoch that is missing at some steps; thinned or not.
+    """
+    runs: list[int] = []
+    for length, tokens_per_step in ((30, 64.0), (45, 128.0)):
+        run = experiments.create_run("cmp", _recipe().model_dump(mode="json"))
+        experiments.start_run(run.id, pid=1, total_steps=length)
+        points = []
+        for step in range(1, length + 1):
+            loss = math.nan if step == 12 else 3.0 / step + tokens_per_step / 1e4
+            points.append(MetricPoint(step, "loss", loss, 0.0))
+            if step % 2 == 0:
+                points.append(MetricPoint(step, "tokens", tokens_per_step, 0.0))
+            if step % 5:
+                points.append(MetricPoint(step, "epoch", step / length, 0.0))
+        experiments.record_metrics(run.id, points)
+        experiments.finish_run(run.id, RunStatus.FINISHED)
+        runs.append(run.id)
+
+    curves = history.curves(runs, ["loss", "grad_norm"], max_points=max_points)
+
+    assert [(c.run_id, c.name) for c in curves] == [
+        (runs[0], "loss"),
+        (runs[0], "grad_norm"),
+        (runs[1], "loss"),
+        (runs[1], "grad_norm"),
+    ]
+    for curve in curves:
+        if curve.name == "grad_norm":  # never logged: an empty curve
+            assert (curve.steps, curve.values, curve.tokens, curve.epochs) == ([], [], [], [])
+            continue
+        last = 30 if curve.run_id == runs[0] else 45
+        stride = max(1, last // max_points) if max_points else 1
+        expected_steps = [s for s in range(1, last + 1) if s % stride == 0 or s == last]
+        assert curve.steps == expected_steps
+        assert all(type(step) is int for step in curve.steps)
+        values, tokens, epochs = _plain_curve(experiments, curve.run_id, "loss", curve.steps)
+        assert curve.values == pytest.approx(values, nan_ok=True)
+        assert curve.tokens == pytest.approx(tokens, nan_ok=True)
+        assert curve.epochs == pytest.approx(epochs, nan_ok=True)
+    if max_points is None:
+        # Unthinned, tokens seen are exact: 64 per step over 30 steps.
+        assert curves[0].tokens[-1] == 64.0 * 30
+        assert math.isnan(curves[0].values[11])
+        assert math.isnan(curves[0].tokens[0])  # no tokens logged by step 1

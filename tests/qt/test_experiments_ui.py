@@ -302,3 +302,28 @@ def test_the_sweep_dialogs_name_names_the_queued_runs(
         timeout=10_000,
     )
     assert _cell(window, runs[0].id, "Name") == expected[0]
+
+
+def test_a_refresh_keeps_the_selected_runs_selected_and_their_detail_loaded_once(
+    make_window: Any, qtbot: Any, services: StudioServices
+) -> None:
+    experiments = services.experiments
+    first = _finished(experiments, "first", _recipe(), 2.0)
+    second = _finished(experiments, "second", _recipe(), 1.0)
+    live = experiments.create_run("live", _recipe())
+    experiments.start_run(live.id, pid=1, total_steps=10)
+    window = make_window()
+    view = window.runs_view
+    qtbot.waitUntil(lambda: window.runs_model.rowCount() == 3, timeout=5000)
+    view.select_runs([first, second])
+    loads: list[int] = []
+    view.detail.show_run = lambda run: loads.append(run.id)
+    experiments.record_metrics(live.id, [MetricPoint(1, "loss", 3.0, 0.0)])
+    loaded = window.runs_model.results_of(live.id)
+
+    view.refresh()
+    qtbot.waitUntil(lambda: window.runs_model.results_of(live.id) != loaded, timeout=5000)
+
+    assert _cell(window, live.id, "Steps") == "1/10"
+    assert {run.id for run in view.selected_runs()} == {first, second}
+    assert loads == []

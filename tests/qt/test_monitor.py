@@ -193,3 +193,69 @@ def test_a_followed_run_shows_its_stored_pass_at_1(
     with qtbot.waitSignal(panel.run_status_changed, timeout=5000):
         panel._on_follow_timer_timeout()
     panel.shutdown()
+
+
+def test_a_redraw_whose_points_fit_keeps_the_plot_range_and_its_axes_drawn(
+    qtbot: Any, experiments: ExperimentService, tmp_path: Any
+) -> None:
+    """New points that fit the shown range repaint the curve, not the axes of every plot.
+
+    A plot that re-ranges to its data at each redraw lays out and draws both axes again (ticks
+    and labels, and the loss plot's grid): that was most of the window's time while a run
+    trained. The range moves only once the data leaves it, and then every point is in view.
+    """
+    panel = _panel(qtbot, experiments)
+    panel.resize(900, 400)
+    panel.attach_run(1, "live", hosted=True)
+    panel.add_events([RunStarted(run_id=1, total_steps=10_000, output_dir=tmp_path)])
+    view = panel.plots["loss"].getPlotItem().getViewBox()
+    bottom = panel.plots["loss"].getPlotItem().getAxis("bottom")
+
+    def redraw(first: int, last: int) -> None:
+        before = panel.redraw_count
+        panel.add_events(
+            [MetricsLogged(step, {"loss": 3.0 - step / 1000}) for step in range(first, last + 1)]
+        )
+        qtbot.waitUntil(lambda: panel.redraw_count > before, timeout=2000)
+        panel.grab()  # paints: the view ranges to its items, the axes draw their ticks
+
+    redraw(1, 400)
+    redraw(401, 410)  # the progress bar now shows a rate and an ETA: the layout settles
+    shown = view.viewRange()
+    ticks = bottom.picture
+    assert ticks is not None
+
+    redraw(411, 430)  # still inside the range shown
+
+    assert view.viewRange() == shown
+    assert bottom.picture is ticks  # the axis was not laid out again
+    curve = panel.plots["loss"].getPlotItem().listDataItems()[0]
+    assert len(curve.getOriginalDataset()[0]) == 430  # the curve itself did get the points
+
+    redraw(431, 2000)  # far past the right edge
+
+    (x_low, x_high), (y_low, y_high) = view.viewRange()
+    # Every point in view.
+    assert x_low <= 1
+    assert x_high >= 2000
+    assert y_low <= 3.0 - 2000 / 1000
+    assert y_high >= 3.0 - 1 / 1000
+    assert bottom.picture is not ticks
+    assert x_high > 2100  # room left for the next points
+
+    view.setXRange(100, 200)  # the user zooms in: new points leave the zoom alone
+    redraw(2001, 2010)
+    (x_low, x_high), _ = view.viewRange()
+    assert 90 <= x_low < x_high <= 210
+    view.enableAutoRange()  # the plot's "A" button: following the run again
+    panel.grab()
+    (x_low, x_high), _ = view.viewRange()
+    assert x_low <= 1
+    assert x_high >= 2010
+
+    panel.run_ended(RunStatus.FINISHED, None)  # nothing more will come: the curve fills the plot
+    panel.grab()
+
+    (x_low, x_high), _ = view.viewRange()
+    assert x_low <= 1
+    assert 2010 <= x_high < 2010 * 1.1  # pyqtgraph's own padding only

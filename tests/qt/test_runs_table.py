@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from codetune_studio.core.status import RunStatus
@@ -101,3 +102,51 @@ def test_context_menu_copies_the_id_and_deletes_only_after_confirmation(
     qtbot.waitUntil(lambda: experiments.list_runs() == [], timeout=5000)
     assert folder.is_dir()  # files are never deleted
     qtbot.waitUntil(lambda: window.runs_model.rowCount() == 0, timeout=5000)
+
+
+def test_a_refresh_of_the_same_runs_repaints_only_the_changed_rows_and_keeps_the_selection(
+    qtbot: Any, experiments: Any
+) -> None:
+    """A training run's steps and loss change at every refresh; the other rows do not.
+
+    Resetting the model repainted every row and dropped the selection (re-selecting it reloaded
+    the selected run's detail every few seconds).
+    """
+    from PySide6.QtWidgets import QAbstractItemView, QTableView
+
+    from codetune_studio.core.comparison import RunResults
+    from codetune_studio.ui.runs_model import RunsTableModel
+
+    runs = [experiments.create_run(f"run-{i}", {"model": "m"}) for i in range(3)]
+    model = RunsTableModel()
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    model.set_runs(runs, results={run.id: RunResults(steps=10) for run in runs})
+    view.selectRow(2)
+    resets: list[bool] = []
+    changed_rows: list[tuple[int, int]] = []
+    model.modelReset.connect(lambda: resets.append(True))
+    model.dataChanged.connect(
+        lambda top, bottom, *_: changed_rows.append((top.row(), bottom.row()))
+    )
+
+    results = {run.id: RunResults(steps=10) for run in runs}
+    results[runs[1].id] = RunResults(steps=20, final_loss=1.5)
+    model.set_runs(runs, results=results)
+
+    assert resets == []
+    assert changed_rows == [(1, 1)]
+    steps_column = next(
+        c
+        for c in range(model.columnCount())
+        if model.headerData(c, Qt.Orientation.Horizontal) == "Steps"
+    )
+    assert model.index(1, steps_column).data() == "20"
+    assert [index.row() for index in view.selectionModel().selectedRows()] == [2]
+
+    model.set_runs(runs[:2], results=results)  # a run deleted: the rows themselves change
+
+    assert resets == [True]
+    assert model.rowCount() == 2

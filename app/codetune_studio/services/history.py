@@ -6,7 +6,6 @@ through :class:`RunHistoryService`; each method is one unit of work returning co
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import math
@@ -38,9 +37,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
     from typing import IO
 
+    import numpy as np
+    from numpy.typing import NDArray
+
     from codetune_studio.core.evaluation import ModelEvaluation
     from codetune_studio.storage.db import Database
     from codetune_studio.storage.evaluations import EvalScore
+    from codetune_studio.storage.run_history import CurvePoints
 
 __all__ = [
     "LOG_FILE_NAME",
@@ -327,13 +330,22 @@ class RunHistoryService:
 
     # Comparing --------------------------------------------------------------------------------
 
-    def compare(self, run_ids: Sequence[int], *, metric: str = "eval_loss") -> Comparison:
+    def compare(
+        self,
+        run_ids: Sequence[int],
+        *,
+        metric: str = "eval_loss",
+        known: Mapping[int, RunResults] | None = None,
+    ) -> Comparison:
         """Put runs side by side: differing recipe fields, results, and the best run.
 
         Args:
             run_ids: Two or more runs (one works too: it has no differences).
             metric: The metric that picks the best run (``eval_loss`` is the best eval loss,
                 ``pass@1`` the newest code evaluation's; see ``METRIC_NAMES``).
+            known: Results already read, by run id, as for :meth:`list_runs` (used for ended
+                runs only): comparing a hundred listed runs then aggregates none of their
+                metrics again (a second of database time for a hundred 5,000-step runs).
 
         Raises:
             NotFoundError: If a run does not exist.
@@ -343,7 +355,7 @@ class RunHistoryService:
         with self._uow() as session:
             repo = RunHistoryRepository(session)
             runs = [Run.model_validate(row, from_attributes=True) for row in repo.get_many(run_ids)]
-            summaries = self._summaries(_session_repos(session), runs)
+            summaries = self._summaries(_session_repos(session), runs, known or {})
         results = {summary.run.id: summary.results for summary in summaries}
         return Comparison(
             runs=runs,
@@ -375,20 +387,21 @@ class RunHistoryService:
         curves: list[Curve] = []
         for run_id in run_ids:
             per_name = data.get(run_id, {})
-            tokens = per_name.get("tokens", [])
-            tokens_steps = [step for step, _, _ in tokens]
-            tokens_totals = [total for _, _, total in tokens]
-            epoch_at = {step: value for step, value, _ in per_name.get("epoch", [])}
+            tokens = per_name.get("tokens")
+            epochs = per_name.get("epoch")
             for name in names:
-                points = per_name.get(name, [])
+                points = per_name.get(name)
+                if points is None:
+                    curves.append(Curve(run_id=run_id, name=name))
+                    continue
                 curves.append(
                     Curve(
                         run_id=run_id,
                         name=name,
-                        steps=[step for step, _, _ in points],
-                        values=[value for _, value, _ in points],
-                        tokens=[_at(tokens_steps, tokens_totals, step) for step, _, _ in points],
-                        epochs=[epoch_at.get(step, math.nan) for step, _, _ in points],
+                        steps=points.steps.tolist(),
+                        values=points.values.tolist(),
+                        tokens=_tokens_at(tokens, points.steps).tolist(),
+                        epochs=_value_at(epochs, points.steps).tolist(),
                     )
                 )
         return curves
@@ -562,7 +575,21 @@ def _results(run: Run, stats: dict[str, MetricAggregate]) -> RunResults:
     )
 
 
-def _at(steps: list[int], totals: list[float], step: int) -> float:
-    """Tokens seen at ``step``: the running total at the last logged step not after it."""
-    index = bisect.bisect_right(steps, step) - 1
-    return totals[index] if index >= 0 else math.nan
+def _tokens_at(tokens: CurvePoints | None, steps: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Tokens seen at each step: the running total at the last logged step not after it."""
+    import numpy as np
+
+    if tokens is None or not len(tokens.steps):
+        return np.full(len(steps), np.nan)
+    index = np.searchsorted(tokens.steps, steps, side="right") - 1
+    return np.where(index >= 0, tokens.totals[np.maximum(index, 0)], np.nan)
+
+
+def _value_at(curve: CurvePoints | None, steps: NDArray[np.int64]) -> NDArray[np.float64]:
+    """A curve's value at exactly each step (NaN where it was not read there)."""
+    import numpy as np
+
+    if curve is None or not len(curve.steps):
+        return np.full(len(steps), np.nan)
+    index = np.minimum(np.searchsorted(curve.steps, steps), len(curve.steps) - 1)
+    return np.where(curve.steps[index] == steps, curve.values[index], np.nan)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from codetune_studio.core.errors import ConflictError
 from codetune_studio.core.models import MetricPoint
@@ -23,7 +23,10 @@ from codetune_studio.storage.repositories import RunRepository, _Repository
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["MetricAggregate", "QueueRepository", "RunHistoryRepository"]
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["CurvePoints", "MetricAggregate", "QueueRepository", "RunHistoryRepository"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,21 @@ class MetricAggregate:
     mean: float
     total: float
     count: int
+
+
+class CurvePoints(NamedTuple):
+    """One metric of one run as read for a comparison, ordered by step.
+
+    Attributes:
+        steps: The steps read (int64).
+        values: The values there (NaN where not finite).
+        totals: The running total of ``value * steps since the previous point read`` (for
+            ``tokens``: the tokens seen so far).
+    """
+
+    steps: NDArray[np.int64]
+    values: NDArray[np.float64]
+    totals: NDArray[np.float64]
 
 
 class RunHistoryRepository(_Repository):
@@ -171,8 +189,8 @@ class RunHistoryRepository(_Repository):
 
     def curves(
         self, run_ids: Sequence[int], names: Sequence[str], *, max_points: int | None = None
-    ) -> dict[int, dict[str, list[tuple[int, float, float]]]]:
-        """Curves of some metrics of many runs, thinned in the database.
+    ) -> dict[int, dict[str, CurvePoints]]:
+        """Curves of some metrics of many runs, thinned in the database, as NumPy arrays.
 
         Each point comes with the running total of ``value * steps since the previous point
         read`` (for ``tokens``: the tokens seen so far; exact when every step is read and
@@ -181,12 +199,20 @@ class RunHistoryRepository(_Repository):
         reads about ``max_points`` rows per curve: one cheap ``MAX(step)`` query on the primary
         key, then one query per distinct stride.
 
+        The rows go from the database driver's cursor straight into one NumPy array, plain
+        numbers only (the metric's index among ``names``, and a NULL flag for NaN): no ORM or
+        ``Row`` object and no Python loop per row. A comparison reads hundreds of thousands of
+        rows on a worker thread; building Python objects for each held the interpreter lock
+        (and fed the garbage collector) long enough to stall the window's painting.
+
         Returns:
-            Run id to metric name to ``(step, value, running total)`` ordered by step.
+            Run id to metric name to its points ordered by step.
         """
+        import numpy as np
+
         if not run_ids or not names:
             return {}
-        ids, metrics = list(run_ids), list(names)
+        ids, metrics = list(run_ids), list(dict.fromkeys(names))
         strides: dict[int, list[int]] = {}
         last_steps: dict[int, int] = {}
         if max_points:
@@ -198,8 +224,17 @@ class RunHistoryRepository(_Repository):
                 strides.setdefault(max(1, int(step) // max_points), []).append(run_id)
         else:
             strides[1] = ids
-        columns = (MetricRow.run_id, MetricRow.name, MetricRow.step, MetricRow.value)
-        rows: dict[int, dict[str, dict[int, float]]] = {}
+        name_index = case(
+            *[(MetricRow.name == name, index) for index, name in enumerate(metrics)], else_=-1
+        )
+        columns = (
+            MetricRow.run_id,
+            name_index,
+            MetricRow.step,
+            func.coalesce(MetricRow.value, 0.0),
+            MetricRow.value.is_(None),
+        )
+        parts = []
         for stride, members in strides.items():
             query = select(*columns).where(
                 MetricRow.run_id.in_(members), MetricRow.name.in_(metrics)
@@ -209,12 +244,16 @@ class RunHistoryRepository(_Repository):
                 query = query.where(
                     or_(MetricRow.step % stride == 0, MetricRow.step.in_(wanted_last))
                 )
-            for run_id, name, step, value in self._session.execute(query):
-                rows.setdefault(run_id, {}).setdefault(name, {})[step] = _number(value)
-        return {
-            run_id: {name: _running_totals(points) for name, points in per_name.items()}
-            for run_id, per_name in rows.items()
-        }
+            result = self._session.connection().execute(query)
+            try:
+                # The driver's own cursor yields plain tuples, which NumPy reads in C.
+                rows = cast("Iterable[tuple[Any, ...]]", result.cursor)
+                parts.append(np.fromiter(rows, dtype=_CURVE_ROW))
+            finally:
+                result.close()
+        return _split_curves(
+            np.concatenate(parts) if parts else np.zeros(0, dtype=_CURVE_ROW), metrics
+        )
 
     def points_after(self, run_id: int, after_step: int) -> list[MetricPoint]:
         """Every metric point of a run logged at a step after ``after_step``, by step.
@@ -388,16 +427,32 @@ class QueueRepository(_Repository):
         return row
 
 
-def _running_totals(points: dict[int, float]) -> list[tuple[int, float, float]]:
-    """``(step, value, running total of value * steps since the previous point)`` by step."""
-    total, previous, curve = 0.0, 0, []
-    for step in sorted(points):
-        value = points[step]
-        if math.isfinite(value):
-            total += value * (step - previous)
-        previous = step
-        curve.append((step, value, total))
-    return curve
+#: One row of a comparison's curve read: run, metric (index into the names asked for), step,
+#: value (0 where NULL) and whether it was NULL (NaN is stored as NULL).
+_CURVE_ROW = [("run", "i8"), ("name", "i8"), ("step", "i8"), ("value", "f8"), ("null", "?")]
+
+
+def _split_curves(rows: Any, names: list[str]) -> dict[int, dict[str, CurvePoints]]:
+    """Rows of several runs and metrics into one :class:`CurvePoints` per run and metric."""
+    import numpy as np
+
+    rows = rows[np.lexsort((rows["step"], rows["name"], rows["run"]))]
+    values = np.where(rows["null"], np.nan, rows["value"])
+    new_curve = (np.diff(rows["run"], prepend=-1) != 0) | (np.diff(rows["name"], prepend=-1) != 0)
+    starts = np.flatnonzero(new_curve).tolist()
+    result: dict[int, dict[str, CurvePoints]] = {}
+    for start, stop in zip(starts, [*starts[1:], len(rows)], strict=True):
+        steps = rows["step"][start:stop]
+        curve = values[start:stop]
+        # Each value counts for the steps since the previous point read (from step 0); a NaN
+        # counts for nothing. cumsum adds left to right, as a loop would.
+        spans = np.diff(steps, prepend=0)
+        totals = np.cumsum(np.where(np.isfinite(curve), curve * spans, 0.0))
+        name = names[int(rows["name"][start])]
+        result.setdefault(int(rows["run"][start]), {})[name] = CurvePoints(
+            steps.copy(), curve, totals
+        )
+    return result
 
 
 def _number(value: float | None) -> float:

@@ -38,6 +38,8 @@ from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from codetune_studio.core.comparison import Axis, Comparison, Curve, RunResults
     from codetune_studio.ui.compare_plot import ComparePlotData, PlotLayer
     from codetune_studio.ui.studio_services import StudioServices
@@ -90,6 +92,8 @@ class CompareDialog(QDialog):
         services: The studio's services.
         run_ids: The runs to compare.
         metric: The metric that marks the best run.
+        known_results: Results the runs view has already read, by run id (those of ended runs
+            are not aggregated again).
         parent: The Qt parent.
     """
 
@@ -99,6 +103,7 @@ class CompareDialog(QDialog):
         run_ids: list[int],
         *,
         metric: str = "eval_loss",
+        known_results: Mapping[int, RunResults] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -108,6 +113,7 @@ class CompareDialog(QDialog):
         self.services = services
         self.run_ids = list(run_ids)
         self.best_metric = metric
+        self._known_results = dict(known_results or {})
         self.comparison: Comparison | None = None
         self.curves: list[Curve] = []
         self._tasks: list[TaskHandle] = []
@@ -170,6 +176,7 @@ class CompareDialog(QDialog):
                 self.services.history.compare,
                 self.run_ids,
                 metric=self.best_metric,
+                known=self._known_results,
                 on_return=self._on_comparison_returned,
             )
         )

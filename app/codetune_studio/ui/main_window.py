@@ -612,7 +612,13 @@ class MainWindow(QMainWindow):
 
         if len(run_ids) < 2:
             raise ConfigError("Select two or more runs to compare (Ctrl+click or Shift+click).")
-        dialog = CompareDialog(self.services, run_ids, metric=metric, parent=self)
+        dialog = CompareDialog(
+            self.services,
+            run_ids,
+            metric=metric,
+            known_results=self.runs_view.known_results(),
+            parent=self,
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._compare_dialogs = [d for d in self._compare_dialogs if d.isVisible()] + [dialog]
         dialog.show()

@@ -49,7 +49,7 @@ _Index = QModelIndex | QPersistentModelIndex
 
 
 class RunsTableModel(QAbstractTableModel):
-    """Runs as rows; :meth:`set_runs` replaces them, keeping the view's selection by run id."""
+    """Runs as rows; :meth:`set_runs` replaces them, or updates the rows that changed."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -74,11 +74,29 @@ class RunsTableModel(QAbstractTableModel):
         results = dict(results or {})
         if (lost, results, runs) == (self._lost, self._results, self._runs):
             return
-        self.beginResetModel()
+        if [run.id for run in runs] != [run.id for run in self._runs]:
+            self.beginResetModel()
+            self._runs = list(runs)
+            self._lost = lost
+            self._results = results
+            self.endResetModel()
+            return
+        # The same runs in the same order (a refresh while one trains): only the rows that
+        # changed are repainted, and the view keeps its selection, current cell and scroll
+        # position (a reset repainted every row and re-selected, reloading the run's detail).
+        changed = [
+            row
+            for row, (old, new) in enumerate(zip(self._runs, runs, strict=True))
+            if old != new
+            or self._results.get(new.id) != results.get(new.id)
+            or self._lost.get(new.id) != lost.get(new.id)
+        ]
         self._runs = list(runs)
         self._lost = lost
         self._results = results
-        self.endResetModel()
+        last_column = len(_COLUMNS) - 1
+        for row in changed:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
 
     def results_of(self, run_id: int) -> RunResults | None:
         """A run's results as shown, if known."""

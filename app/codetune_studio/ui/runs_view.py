@@ -280,6 +280,10 @@ class RunsView(QWidget):
             combo.setCurrentText(current if current in values else _ALL)
             combo.blockSignals(False)
 
+    def known_results(self) -> dict[int, RunResults]:
+        """The results of the ended runs listed, by run id (they never change)."""
+        return dict(self._known_results)
+
     def current_filter(self) -> RunFilter:
         """The filter the search box and the combo boxes describe."""
 
@@ -313,6 +317,8 @@ class RunsView(QWidget):
             {s.run.id: s.results for s in shown},
         )
         self.runs_stack.setCurrentWidget(self.runs_table if self._summaries else self.runs_empty)
+        if {run.id for run in self.selected_runs()} == selected:
+            return  # rows updated in place: the selection is as it was
         for run_id in selected:
             row = self.runs_model.row_of(run_id)
             if row is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
+    QGraphicsItem,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
     from codetune_studio.core.models import MetricPoint, Run
     from codetune_studio.services.experiments import ExperimentService
+    from codetune_studio.ui.live_range import Bounds, RangeAnchor
 
 __all__ = ["SERIES", "MetricBuffer", "MonitorPanel", "canonical_metric"]
 
@@ -194,6 +196,12 @@ class MonitorPanel(Panel):
         # Per series, a cross at each step whose value is NaN or infinite (the curve has a gap).
         self._nonfinite_marks: dict[str, pg.ScatterPlotItem] = {}
         self._plots: dict[str, pg.PlotWidget] = {}
+        # Per plot, the item its auto range follows (see ui/live_range.py), and per series the
+        # bounds of its finite points as last drawn.
+        self._anchors: dict[str, RangeAnchor] = {}
+        self._series_bounds: dict[str, Bounds | None] = {}
+        #: Whether the run shown may still log points (its plots then leave room to grow).
+        self._live = True
         self._build_ui()
         self._connect_signals()
         self._set_controls(active=False)
@@ -283,6 +291,9 @@ class MonitorPanel(Panel):
             item.setDownsampling(auto=True, mode="peak")
             for axis in ("bottom", "left"):
                 item.getAxis(axis).setStyle(tickFont=small, tickTextOffset=2)
+                # Kept as a pixmap between range changes: a redraw of the curves then copies
+                # the axis (and the loss plot's grid) instead of drawing its text again.
+                item.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             if key == "loss":
                 item.getAxis("bottom").setLabel("step")
             plot.setMinimumSize(120, 90)
@@ -314,19 +325,31 @@ class MonitorPanel(Panel):
         )
         import pyqtgraph as pg
 
+        from codetune_studio.ui.live_range import RangeAnchor
+
+        for plot_key, plot in self._plots.items():
+            anchor = RangeAnchor()
+            plot.getPlotItem().addItem(anchor)
+            self._anchors[plot_key] = anchor
         for key, (plot_key, label, colour) in SERIES.items():
-            pen = pg.mkPen(colour, width=2)
+            # A line wider than one pixel goes through Qt's stroker, which cost the GUI thread
+            # ten times as much per redraw on a noisy 5,000-step curve; the sparse series
+            # (a few points with symbols) keep their thicker line.
+            pen = pg.mkPen(colour, width=2 if key in _SPARSE else 1)
             symbol = "o" if key in _SPARSE else None
-            curve = self._plots[plot_key].plot(
+            curve = pg.PlotDataItem(
                 [], [], pen=pen, name=label, symbol=symbol, symbolSize=5, symbolBrush=colour
             )
+            # The plot's range follows its anchor, not every new point (ui/live_range.py).
+            self._plots[plot_key].getPlotItem().addItem(curve, ignoreBounds=True)
             self._curves[key] = curve
         for key, (plot_key, label, _colour) in SERIES.items():
             marks = pg.ScatterPlotItem(
                 symbol="x", size=11, pen=pg.mkPen(_NONFINITE_COLOUR, width=2), brush=None
             )
             marks.setToolTip(f"{label}: NaN or infinite at these steps")
-            self._plots[plot_key].addItem(marks)
+            # Drawn within the curve's own bounds, which its plot's anchor already covers.
+            self._plots[plot_key].getPlotItem().addItem(marks, ignoreBounds=True)
             self._nonfinite_marks[key] = marks
         # Whatever arrived before the plots existed is drawn at the next redraw.
         self.buffer.dirty.update(key for key in SERIES if self.buffer.count(key))
@@ -362,6 +385,7 @@ class MonitorPanel(Panel):
         self._stop_following()
         self.run_id = run_id
         self._hosted = hosted
+        self._live = True
         self._paused = False
         self._total_steps = 0
         self._step = 0
@@ -371,6 +395,9 @@ class MonitorPanel(Panel):
             curve.setData([], [])
         for marks in self._nonfinite_marks.values():
             marks.setData([], [])
+        self._series_bounds.clear()
+        for anchor in self._anchors.values():
+            anchor.set_bounds(None)
         self._show_pass_plot(visible=False)
         self.nonfinite_label.hide()
         self.log_view.clear()
@@ -421,6 +448,7 @@ class MonitorPanel(Panel):
         self.progress.setFormat(_elide(text, 120))
         if status is RunStatus.FINISHED:
             self.progress.setValue(self.progress.maximum())
+        self._stop_growing()
 
     def set_paused(self, paused: bool) -> None:
         """Reflect the run's pause state on the Pause/Resume button."""
@@ -484,6 +512,8 @@ class MonitorPanel(Panel):
         if not self.buffer.dirty:
             return
         self.ensure_plots()
+        from codetune_studio.ui.live_range import finite_bounds
+
         if "eval_pass@1" in self.buffer.dirty:
             self._show_pass_plot(visible=True)
         for key in list(self.buffer.dirty):
@@ -491,6 +521,8 @@ class MonitorPanel(Panel):
             # "finite" leaves a gap at a NaN or infinite value instead of dropping the point.
             self._curves[key].setData(steps, values, connect="finite")
             self._mark_nonfinite(key, steps, values)
+            self._series_bounds[key] = finite_bounds(steps, values)
+        self._update_ranges({SERIES[key][0] for key in self.buffer.dirty})
         self.buffer.dirty.clear()
         self.redraw_count += 1
         # Long runs redraw less often: a 100,000-point curve costs milliseconds per redraw. Four
@@ -499,6 +531,34 @@ class MonitorPanel(Panel):
         interval = _REDRAW_MS if self.buffer.count("loss") < _MANY_POINTS else _SLOW_REDRAW_MS
         if self._redraw_timer.interval() != interval:
             self._redraw_timer.setInterval(interval)
+
+    def _update_ranges(self, plot_keys: set[str]) -> None:
+        """Move a plot's range only when its data no longer fits it (ui/live_range.py).
+
+        An unchanged range keeps the axes' tick layout and labels: a redraw then repaints the
+        curves alone, not the axes of every plot.
+        """
+        from codetune_studio.ui.live_range import X_HEADROOM, stable_bounds, union
+
+        for plot_key in plot_keys & self._anchors.keys():
+            anchor = self._anchors[plot_key]
+            data = union(
+                [
+                    self._series_bounds.get(key)
+                    for key, (series_plot, _label, _colour) in SERIES.items()
+                    if series_plot == plot_key
+                ]
+            )
+            if self._live:
+                anchor.set_bounds(stable_bounds(anchor.bounds, data, x_headroom=X_HEADROOM))
+            else:  # an ended run's curves fill their plots
+                anchor.set_bounds(stable_bounds(None, data, x_headroom=0.0))
+
+    def _stop_growing(self) -> None:
+        """The run has ended: fit every plot to its data, without room to grow."""
+        if self._live:
+            self._live = False
+            self._update_ranges(set(self._anchors))
 
     def _show_pass_plot(self, *, visible: bool) -> None:
         """Show the pass@1 plot for a run that measures it, else hide it."""
@@ -599,6 +659,7 @@ class MonitorPanel(Panel):
                 self._step = max(self._step, point.step)
         self._update_progress(status=status)
         if status.is_terminal:
+            self._stop_growing()
             self._follow_timer.stop()
             self.run_status_changed.emit(run_id, status.value)
 
