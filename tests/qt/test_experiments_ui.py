@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDockWidget
 from codetune_studio.core.models import MetricPoint
 from codetune_studio.core.recipe import TrainingRecipe
 from codetune_studio.core.status import RunStatus
+from tests.qt.compare_tables import shown
 from tests.qt.conftest import fake_worker_launch
 
 if TYPE_CHECKING:
@@ -127,13 +128,17 @@ def test_comparing_two_runs_shows_the_differing_field_and_marks_the_best(
     window = make_window()
     dialog = window.compare_runs([slow, fast])
     qtbot.waitUntil(lambda: dialog.comparison is not None and bool(dialog.curves), timeout=5000)
-    diff = dialog.diff_table
-    assert [diff.verticalHeaderItem(r).text() for r in range(diff.rowCount())] == [
-        "training.learning_rate"
-    ]
+    diff = shown(dialog.diff_table)
+    assert diff.columns == ["training.learning_rate"]
+    # Runs are rows, the best first (the results are sorted by the metric, best on top).
+    assert diff.rows == [f"★ run {fast}", f"run {slow}"]
+    assert diff.column("training.learning_rate") == ["0.0003", "0.0001"]
     assert dialog.comparison.best_run_id == fast
     assert f"run {fast}" in dialog.best_label.text()
-    assert dialog.results_table.horizontalHeaderItem(1).text() == f"run {fast} ★"
+    results = shown(dialog.results_table)
+    assert results.rows == [f"★ run {fast}", f"run {slow}"]
+    assert results.is_bold(f"★ run {fast}")
+    assert not results.is_bold(f"run {slow}")
     # Curves are drawn in slices after the data arrives.
     qtbot.waitUntil(lambda: sorted(dialog.plotted_runs()) == [slow, fast], timeout=5000)
     dialog.axis_combo.setCurrentText("tokens")
@@ -159,11 +164,9 @@ def test_pass_at_1_measured_in_training_is_a_compare_metric_and_result(
     dialog = window.compare_runs([weak, strong], metric="eval_pass@1")
     qtbot.waitUntil(lambda: dialog.comparison is not None, timeout=5000)
     assert dialog.comparison.best_run_id == strong  # higher pass@1 is better
-    table = dialog.results_table
-    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
-    row = rows.index("Training pass@1 (last)")
-    columns = {dialog.comparison.runs[c].id: c for c in range(2)}
-    assert dialog.results_table.item(row, columns[strong]).text() == "60.0%"
+    table = shown(dialog.results_table)
+    assert table.row(f"★ run {strong}")["Training pass@1"] == "60.0%"
+    assert table.column("Training pass@1") == ["60.0%", "20.0%"]  # best (highest) first
     dialog.metric_combo.setCurrentText("eval_pass@1")
     assert dialog.metric_combo.currentText() == "eval_pass@1"
     qtbot.waitUntil(

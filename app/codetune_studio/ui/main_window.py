@@ -602,7 +602,9 @@ class MainWindow(QMainWindow):
     def _on_compare_triggered(self) -> None:
         self.compare_runs([run.id for run in self.runs_view.selected_runs()])
 
-    def compare_runs(self, run_ids: list[int], *, metric: str = "eval_loss") -> CompareDialog:
+    def compare_runs(
+        self, run_ids: list[int], *, metric: str | None = None
+    ) -> CompareDialog:
         """Open a comparison of these runs (two or more) in its own window.
 
         Returns:
