@@ -226,3 +226,20 @@ def test_a_named_sweep_names_its_queued_runs_in_queue_list_and_runs_list(
     status, _, _ = _run(database_url, tmp_path, capsys, "sweep", str(recipe), "--grid", "lora.r=8")
     status, out, _ = _run(database_url, tmp_path, capsys, "queue", "list", "--format", "json")
     assert json.loads(out)[-1]["name"] == "base-recipe [r=8]"
+
+
+def test_runs_log_prints_a_finished_runs_last_line_without_its_newline(
+    database_url: str,
+    experiments: ExperimentService,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from codetune_studio.services.history import LOG_FILE_NAME
+
+    run_id = _finished(experiments, tmp_path / "ended")
+    (tmp_path / "ended" / LOG_FILE_NAME).write_bytes(b"step 2 of 2, loss 1.5\nsaved the adapter")
+
+    status, out, _ = _run(database_url, tmp_path, capsys, "runs", "log", str(run_id))
+
+    assert status == 0
+    assert out.splitlines() == ["step 2 of 2, loss 1.5", "saved the adapter"]

@@ -120,6 +120,49 @@ def test_the_log_of_a_past_run_shows_in_its_detail(
     assert "plain line" in log.toPlainText()
 
 
+def test_a_finished_runs_last_log_line_shows_without_its_newline(
+    make_window: Any, qtbot: Any, services: StudioServices, tmp_path: Path
+) -> None:
+    import os
+
+    past_folder, live_folder = tmp_path / "past", tmp_path / "live"
+    past_folder.mkdir()
+    live_folder.mkdir()
+    (past_folder / "worker.log").write_bytes(b"training started\nsaved the adapter")
+    live_log = live_folder / "worker.log"
+    live_log.write_bytes(b"training started\nstep 1 of")
+    past = services.experiments.create_run("past", _recipe(), output_dir=str(past_folder))
+    services.experiments.finish_run(past.id, RunStatus.FINISHED)
+    live = services.experiments.create_run("live", _recipe(), output_dir=str(live_folder))
+    services.experiments.start_run(live.id, pid=os.getpid(), total_steps=2)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.runs_model.row_of(live.id) is not None, timeout=5000)
+    log = window.runs_view.detail.log_view
+
+    window.runs_view.select_runs([past.id])
+    qtbot.waitUntil(lambda: "saved the adapter" in log.toPlainText(), timeout=5000)
+    assert log.toPlainText().splitlines() == ["training started", "saved the adapter"]
+
+    # While the run goes on, its unfinished line waits for the rest...
+    window.runs_view.select_runs([live.id])
+    qtbot.waitUntil(lambda: log.toPlainText() == "training started", timeout=5000)
+    with live_log.open("ab") as handle:
+        handle.write(b" 2\nsaved the adap")
+    qtbot.waitUntil(lambda: "step 1 of 2" in log.toPlainText(), timeout=5000)
+    assert "saved the adap" not in log.toPlainText()
+    # ...and once it has ended, that last line shows whole, without a newline ever coming.
+    with live_log.open("ab") as handle:
+        handle.write(b"ter")
+    services.experiments.finish_run(live.id, RunStatus.FINISHED)
+    window.runs_view.refresh()
+    qtbot.waitUntil(lambda: "saved the adapter" in log.toPlainText(), timeout=5000)
+    assert log.toPlainText().splitlines() == [
+        "training started",
+        "step 1 of 2",
+        "saved the adapter",
+    ]
+
+
 def test_comparing_two_runs_shows_the_differing_field_and_marks_the_best(
     make_window: Any, qtbot: Any, services: StudioServices
 ) -> None:
@@ -288,9 +331,11 @@ def test_the_sweep_dialogs_name_names_the_queued_runs(
     assert dialog is not None
     dialog.grid_edit.setPlainText("training.learning_rate=1e-4,3e-4\n")
     dialog.name_edit.setText("lr-scan")
+    dialog.metric_combo.setCurrentText("loss")
     ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
     with qtbot.waitSignal(panel.sweep_queued, timeout=10_000) as queued:
         ok.click()
+    assert queued.args[2] == "loss"
 
     expected = ["lr-scan [learning_rate=1e-4]", "lr-scan [learning_rate=3e-4]"]
     runs = services.queue.list_queued()
@@ -305,3 +350,17 @@ def test_the_sweep_dialogs_name_names_the_queued_runs(
         timeout=10_000,
     )
     assert _cell(window, runs[0].id, "Name") == expected[0]
+    # The sweep's comparison opens from any of its runs, marked by the metric chosen for it.
+    from PySide6.QtGui import QAction
+
+    menu = window.runs_view.build_run_menu(runs[1])
+    action = menu.findChild(QAction, "compareSweepAction")
+    assert action.isEnabled()
+    assert action.text() == "Compare sweep (2 runs)"
+    action.trigger()
+    compare = window._compare_dialogs[-1]
+    assert compare.run_ids == [run.id for run in runs]
+    assert compare.best_combo.currentText() == "loss"
+    qtbot.waitUntil(lambda: compare.comparison is not None, timeout=5000)
+    assert compare.comparison.metric == "loss"
+    compare.close()

@@ -84,6 +84,7 @@ class RunsView(QWidget):
     resume_requested = Signal(object)  # Run
     clone_requested = Signal(object)  # Run
     compare_requested = Signal(list)  # list[int]
+    sweep_compare_requested = Signal(str, list)  # sweep id, its runs' ids
     export_requested = Signal(object)  # Run
     eval_requested = Signal(int)  # a stored evaluation's id, to open in the Eval panel
     runs_loaded = Signal(list)  # list[Run]: every run, unfiltered
@@ -399,6 +400,7 @@ class RunsView(QWidget):
         menu.setObjectName("runMenu")
         hosted = self._is_hosted(run.id)
         selected = [r.id for r in self.selected_runs()]
+        sweep_runs = self.sweep_run_ids(run.sweep_id) if run.sweep_id else []
         entries: list[tuple[str, str, Callable[[], Any], bool]] = [
             ("followRunAction", "Follow in monitor", lambda: self.follow_requested.emit(run), True),
             (
@@ -418,6 +420,12 @@ class RunsView(QWidget):
                 f"Compare selected ({len(selected)})",
                 lambda: self.compare_requested.emit(selected),
                 len(selected) >= 2,
+            ),
+            (
+                "compareSweepAction",
+                f"Compare sweep ({len(sweep_runs)} runs)",
+                lambda: self.sweep_compare_requested.emit(run.sweep_id, sweep_runs),
+                len(sweep_runs) >= 2,
             ),
             (
                 "openRunFolderAction",
@@ -448,6 +456,10 @@ class RunsView(QWidget):
             action.setEnabled(enabled)
             action.triggered.connect(safe_slot()(slot))
         return menu
+
+    def sweep_run_ids(self, sweep_id: str) -> list[int]:
+        """The runs of a sweep, oldest first (as it queued them), among the runs loaded."""
+        return sorted(s.run.id for s in self._summaries if s.run.sweep_id == sweep_id)
 
     def _open_output_folder(self, run: Run) -> None:
         folder = Path(run.output_dir or "")
