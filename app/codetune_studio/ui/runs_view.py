@@ -422,12 +422,6 @@ class RunsView(QWidget):
                 len(selected) >= 2,
             ),
             (
-                "compareSweepAction",
-                f"Compare sweep ({len(sweep_runs)} runs)",
-                lambda: self.sweep_compare_requested.emit(run.sweep_id, sweep_runs),
-                len(sweep_runs) >= 2,
-            ),
-            (
                 "openRunFolderAction",
                 "Open output folder",
                 lambda: self._open_output_folder(run),
@@ -436,6 +430,17 @@ class RunsView(QWidget):
             ("copyRunIdAction", "Copy run id", lambda: self._copy_run_id(run), True),
             ("exportRunAction", "Export model…", lambda: self.export_requested.emit(run), True),
         ]
+        if run.sweep_id:
+            # Only a sweep's runs get this entry; it follows "Compare selected".
+            entries.insert(
+                4,
+                (
+                    "compareSweepAction",
+                    f"Compare sweep ({len(sweep_runs)} runs)",
+                    lambda: self.sweep_compare_requested.emit(run.sweep_id, sweep_runs),
+                    len(sweep_runs) >= 2,
+                ),
+            )
         if run.id in self.lost_runs:
             entries.append(
                 ("markFailedAction", "Mark as failed", lambda: self._mark_failed(run), True)
