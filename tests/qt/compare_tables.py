@@ -26,32 +26,37 @@ class ShownTable:
         index = self.columns.index(header)
         return [cells[index] for cells in self.cells]
 
-    def tooltip(self, header: str) -> str:
+    def _column_index(self, header: str) -> int:
         model = self.view.model()
+        headers = [
+            str(model.headerData(c, Qt.Orientation.Horizontal)) for c in range(model.columnCount())
+        ]
+        return headers.index(header)
+
+    def tooltip(self, header: str) -> str:
         return str(
-            model.headerData(
-                self.columns.index(header), Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
+            self.view.model().headerData(
+                self._column_index(header), Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
             )
         )
 
     def is_bold(self, label: str) -> bool:
         model = self.view.model()
         row = self.rows.index(label)
-        return all(
-            model.index(row, column).data(Qt.ItemDataRole.FontRole).bold()
-            for column in range(model.columnCount())
-        )
+        fonts = [
+            model.index(row, self._column_index(column)).data(Qt.ItemDataRole.FontRole)
+            for column in self.columns
+        ]
+        return all(font is not None and font.bold() for font in fonts)
 
 
 def shown(view: Any) -> ShownTable:
     """The table ``view`` shows."""
     model = view.model()
-    columns = [
-        str(model.headerData(c, Qt.Orientation.Horizontal)) for c in range(model.columnCount())
-    ]
+    shown_columns = [c for c in range(model.columnCount()) if not view.isColumnHidden(c)]
+    columns = [str(model.headerData(c, Qt.Orientation.Horizontal)) for c in shown_columns]
     rows = [str(model.headerData(r, Qt.Orientation.Vertical)) for r in range(model.rowCount())]
     cells = [
-        [str(model.index(r, c).data()) for c in range(model.columnCount())]
-        for r in range(model.rowCount())
+        [str(model.index(r, c).data()) for c in shown_columns] for r in range(model.rowCount())
     ]
     return ShownTable(columns, rows, cells, view)

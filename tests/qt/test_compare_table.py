@@ -64,16 +64,22 @@ def _visible(view: Any, row: int) -> bool:
     return bool(view.viewport().rect().intersects(rect))
 
 
+def _column(view: Any, header_text: str) -> int:
+    model = view.model()
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    return headers.index(header_text)
+
+
 def _click_header(qtbot: Any, view: Any, header_text: str) -> None:
     header = view.horizontalHeader()
-    column = shown(view).columns.index(header_text)
+    column = _column(view, header_text)
     view.scrollTo(view.model().index(0, column))
     x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
     qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
 
 
 def _sort_values(view: Any, header_text: str) -> list[Any]:
-    column = shown(view).columns.index(header_text)
+    column = _column(view, header_text)
     model = view.model()
     return [model.index(row, column).data(SORT_ROLE) for row in range(model.rowCount())]
 

@@ -135,6 +135,7 @@ class CompareDialog(QDialog):
         self._pending: list[PlotLayer] = []
         self._drawn: list[int] = []
         self._generation = 0
+        self._marked: int | None = None  # the run whose rows carry the best run's mark
         self._build_ui()
         self.axis_combo.currentTextChanged.connect(self._on_axis_combo_changed)
         self.metric_combo.currentTextChanged.connect(self._on_metric_combo_changed)
@@ -226,6 +227,7 @@ class CompareDialog(QDialog):
             # "Best by" changed while the comparison was read: mark by what it says now.
             comparison = _marked_by(comparison, self.best_metric)
         self.comparison = comparison
+        self._marked = None  # the tables are filled afresh, every row unmarked
         self._fill_results(comparison)
         self._fill_differences(comparison)
         self._mark_best()
@@ -256,19 +258,25 @@ class CompareDialog(QDialog):
         model = self.diff_model
         model.clear()
         names = list(comparison.differences)
-        model.setColumnCount(len(names))
-        for column, name in enumerate(names):
+        if not names:
+            return
+        # A hidden first column holds each run's value of the "Best by" metric, so these rows
+        # sort like the results' (the best first) and follow a change of the metric.
+        model.setColumnCount(len(names) + 1)
+        model.setHorizontalHeaderItem(0, QStandardItem("Best by"))
+        for column, name in enumerate(names, start=1):
             header = QStandardItem(name)
             header.setToolTip(name)
             model.setHorizontalHeaderItem(column, header)
         for run in comparison.runs:
-            cells = []
+            cells = [_cell("", None)]
             for name in names:
                 value = comparison.differences[name].get(run.id)
                 text = _diff_text(value)
                 cells.append(_cell(text, value if _is_number(value) else text, text))
             model.appendRow(cells)
             model.setVerticalHeaderItem(model.rowCount() - 1, QStandardItem(f"run {run.id}"))
+        self.diff_table.setColumnHidden(0, True)
         self.diff_table.resizeColumnsToContents()
 
     def _mark_best(self) -> None:
@@ -277,16 +285,8 @@ class CompareDialog(QDialog):
         if comparison is None:
             return
         best = comparison.best_run_id
-        for model in (self.results_model, self.diff_model):
-            _mark_rows(model, comparison, best)
-        key = metric_field(comparison.metric)
-        column = next(i for i, (k, _, _) in enumerate(_RESULT_COLUMNS) if k == key)
-        order = (
-            Qt.SortOrder.DescendingOrder
-            if higher_is_better(comparison.metric)
-            else Qt.SortOrder.AscendingOrder
-        )
-        self.results_table.sortByColumn(column, order)
+        self._move_mark(comparison, best)
+        self._sort_by_metric(comparison)
         if best is not None:
             row = next(r for r, run in enumerate(comparison.runs) if run.id == best)
             for table, proxy, model in (
@@ -302,6 +302,34 @@ class CompareDialog(QDialog):
         )
         if not self._pending:
             self._show_best()  # else the drawing in progress marks it when done
+
+    def _move_mark(self, comparison: Comparison, best: int | None) -> None:
+        """Take the mark off the previous best run's rows and put it on ``best``'s.
+
+        Only those rows are touched: a hundred runs' cells stay as they are.
+        """
+        rows = {run.id: row for row, run in enumerate(comparison.runs)}
+        for run_id, is_best in ((self._marked, False), (best, True)):
+            if run_id is not None and run_id in rows:
+                for model in (self.results_model, self.diff_model):
+                    _mark_row(model, rows[run_id], run_id, best=is_best)
+        self._marked = best
+
+    def _sort_by_metric(self, comparison: Comparison) -> None:
+        """Sort both tables by the "Best by" metric, the best run first."""
+        key = metric_field(comparison.metric)
+        column = next(i for i, (k, _, _) in enumerate(_RESULT_COLUMNS) if k == key)
+        order = (
+            Qt.SortOrder.DescendingOrder
+            if higher_is_better(comparison.metric)
+            else Qt.SortOrder.AscendingOrder
+        )
+        self.results_table.sortByColumn(column, order)
+        if self.diff_model.columnCount():
+            for row, run in enumerate(comparison.runs):
+                value = comparison.results[run.id].metric(comparison.metric)
+                self.diff_model.item(row, 0).setData(value, _SORT_ROLE)
+            self.diff_table.sortByColumn(0, order)
 
     @safe_slot()
     def _on_curves_returned(self, data: ComparePlotData) -> None:
@@ -509,6 +537,8 @@ def _run_table(
 ) -> tuple[QTableView, _RunRowsSortProxy]:
     """A read-only, sortable table of one row per run, the run's label frozen at the left."""
     proxy = _RunRowsSortProxy(parent)
+    # Sorted when asked (a header click, a new best metric), not again on every cell's change.
+    proxy.setDynamicSortFilter(False)
     proxy.setSourceModel(model)
     table = QTableView(parent)
     table.setObjectName(name)
@@ -520,6 +550,8 @@ def _run_table(
     table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     table.horizontalHeader().setStretchLastSection(True)
+    # Column widths fit the first rows' contents, not every run's: filling stays quick for many.
+    table.horizontalHeader().setResizeContentsPrecision(50)
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     return table, proxy
 
@@ -534,20 +566,21 @@ def _cell(text: str, sort_value: Any, tooltip: str | None = None) -> QStandardIt
     return item
 
 
-def _mark_rows(model: QStandardItemModel, comparison: Comparison, best: int | None) -> None:
-    """Star the best run's row header and set its cells bold on green; unmark the others."""
+def _mark_row(model: QStandardItemModel, row: int, run_id: int, *, best: bool) -> None:
+    """Star a run's row header and set its cells bold on green, or take that off again."""
+    if row >= model.rowCount():
+        return
     bold = QFont()
     bold.setBold(True)
-    for row, run in enumerate(comparison.runs[: model.rowCount()]):
-        is_best = run.id == best
-        header = model.verticalHeaderItem(row)
-        if header is not None:
-            header.setText(f"★ run {run.id}" if is_best else f"run {run.id}")
-            header.setFont(bold if is_best else QFont())
-        for column in range(model.columnCount()):
-            item = model.item(row, column)
-            item.setFont(bold if is_best else QFont())
-            item.setBackground(QBrush(_BEST_BACKGROUND) if is_best else QBrush())
+    font, background = (bold, QBrush(_BEST_BACKGROUND)) if best else (None, None)
+    header = model.verticalHeaderItem(row)
+    if header is not None:
+        header.setText(f"★ run {run_id}" if best else f"run {run_id}")
+        header.setData(font, Qt.ItemDataRole.FontRole)
+    for column in range(model.columnCount()):
+        item = model.item(row, column)
+        item.setData(font, Qt.ItemDataRole.FontRole)
+        item.setData(background, Qt.ItemDataRole.BackgroundRole)
 
 
 def _marked_by(comparison: Comparison, metric: str) -> Comparison:
