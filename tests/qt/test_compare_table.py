@@ -41,6 +41,8 @@ def _runs(services: StudioServices, count: int) -> list[int]:
                 MetricPoint(2, "eval_loss", 1.0 + abs(index - BEST_EVAL) / 100, 0.0),
                 MetricPoint(2, "tokens_per_second", 1000.0 + 100 * index, 0.0),
                 MetricPoint(2, "memory_mb", 900.0 + 20 * index, 0.0),
+                # Every fourth run logged no perplexity.
+                *([MetricPoint(2, "perplexity", 3.0 + index / 10, 0.0)] if index % 4 else []),
             ],
         )
         experiments.finish_run(run.id, RunStatus.FINISHED)
@@ -90,8 +92,19 @@ def test_a_hundred_runs_are_a_hundred_rows_under_one_column_per_result(
     run_ids = _runs(services, 100)
     dialog = _open(qtbot, services, run_ids)
     table = shown(dialog.results_table)
-    # The columns are the results, however many runs: not a hundred columns of runs.
-    assert table.columns == ["Name", *[field.label for field in RESULT_FIELDS]]
+    # The columns are the results, however many runs: not a hundred columns of runs. Results
+    # no run has (code evaluation, pass@1 in training, tokens seen) are left out.
+    assert table.columns == [
+        "Name",
+        "Final loss",
+        "Best eval loss",
+        "Perplexity",
+        "Tokens/s",
+        "Wall time",
+        "Peak memory",
+        "Steps",
+    ]
+    assert {field.label for field in RESULT_FIELDS} > set(table.columns[1:])
     assert len(table.rows) == 100
     assert sorted(table.rows) == sorted(
         f"★ run {i}" if i == run_ids[BEST_EVAL] else f"run {i}" for i in run_ids
@@ -111,7 +124,7 @@ def test_a_hundred_runs_are_a_hundred_rows_under_one_column_per_result(
     assert cells["Peak memory"] == "1.99 GB"
     assert table.row(f"run {run_ids[0]}")["Peak memory"] == "900 MB"
     assert cells["Steps"] == "2"
-    assert cells["Code eval pass@1"] == "-"
+    assert cells["Perplexity"] == "8.7"
     # Each header says what it measures.
     assert "exp(" in table.tooltip("Perplexity")
     assert "throughput" in table.tooltip("Tokens/s")
@@ -138,8 +151,12 @@ def test_clicking_a_header_sorts_the_runs_by_that_result(
     _click_header(qtbot, view, "Tokens/s")
     assert _sort_values(view, "Tokens/s") == list(reversed(speeds))
     # Runs without a value stay at the bottom, whichever way the column is sorted.
-    _click_header(qtbot, view, "Code eval pass@1")
-    assert set(shown(view).column("Code eval pass@1")) == {"-"}
+    missing = ["-"] * 3  # runs 0, 4 and 8 logged no perplexity
+    _click_header(qtbot, view, "Perplexity")
+    assert shown(view).column("Perplexity")[-3:] == missing
+    _click_header(qtbot, view, "Perplexity")
+    assert shown(view).column("Perplexity")[-3:] == missing
+    assert "-" not in shown(view).column("Perplexity")[:-3]
     dialog.close()
 
 
@@ -177,7 +194,8 @@ def test_best_by_re_marks_the_best_run_from_what_was_read_and_is_remembered(
     assert table.is_bold(f"★ run {run_ids[0]}")
     assert not table.is_bold(f"run {run_ids[-1]}")
     assert _visible(dialog.results_table, 0)
-    assert shown(dialog.diff_table).rows.count(f"★ run {run_ids[0]}") == 1
+    # The recipe differences follow: the same run marked, first.
+    assert shown(dialog.diff_table).rows[0] == f"★ run {run_ids[0]}"
     widths = {
         run_id: dialog.plot_items()[f"run:{run_id}"].opts["pen"].widthF() for run_id in run_ids
     }

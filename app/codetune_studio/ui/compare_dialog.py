@@ -251,7 +251,11 @@ class CompareDialog(QDialog):
                 cells.append(_cell(_result_text(results, key), sort_value, tip))
             model.appendRow(cells)
             model.setVerticalHeaderItem(model.rowCount() - 1, QStandardItem(f"run {run.id}"))
-        self.results_table.resizeColumnsToContents()
+        # A result no run has (no code evaluation, no perplexity logged) would be a column of
+        # dashes pushing the others out of view: it is left out.
+        for column, (key, _, _) in enumerate(_RESULT_COLUMNS[1:], start=1):
+            empty = all(getattr(comparison.results[run.id], key) is None for run in comparison.runs)
+            self.results_table.setColumnHidden(column, empty)
 
     def _fill_differences(self, comparison: Comparison) -> None:
         """One row per run, one column per differing recipe field, headed by its full name."""
@@ -277,7 +281,6 @@ class CompareDialog(QDialog):
             model.appendRow(cells)
             model.setVerticalHeaderItem(model.rowCount() - 1, QStandardItem(f"run {run.id}"))
         self.diff_table.setColumnHidden(0, True)
-        self.diff_table.resizeColumnsToContents()
 
     def _mark_best(self) -> None:
         """Mark the best run: starred, bold, shaded rows, sorted first; its curve thick."""
@@ -295,6 +298,10 @@ class CompareDialog(QDialog):
             ):
                 if row < model.rowCount() and model.columnCount():
                     table.scrollTo(proxy.mapFromSource(model.index(row, 0)))
+        # Widths fit the rows in view (Qt measures from the top one), once the best run's bold
+        # row is among them.
+        self.results_table.resizeColumnsToContents()
+        self.diff_table.resizeColumnsToContents()
         self.best_label.setText(
             f"Best by {comparison.metric}: ★ run {best}"
             if best is not None
@@ -423,7 +430,9 @@ class CompareDialog(QDialog):
         self._show_best()
         if plotted.bounds is not None:
             x_min, x_max, y_min, y_max = plotted.bounds
-            self._plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max))
+            # A fixed margin: pyqtgraph's default grows to 10% when the plot is still small
+            # (the window not yet laid out), leaving wide empty bands once it is.
+            self._plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0.02)
         self._drawn = plotted.drawn_runs
         self._plot.setUpdatesEnabled(True)
         self._plot.update()
@@ -549,7 +558,8 @@ def _run_table(
     table.setAlternatingRowColors(True)
     table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    table.horizontalHeader().setStretchLastSection(True)
+    # No stretched last column: a number would sit far right of its narrow header.
+    table.horizontalHeader().setStretchLastSection(False)
     # Column widths fit the first rows' contents, not every run's: filling stays quick for many.
     table.horizontalHeader().setResizeContentsPrecision(50)
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
@@ -636,7 +646,9 @@ def _duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     if minutes:
         return f"{minutes}m{secs:02d}s"
-    return f"{seconds:.3g}s" if seconds < 10 else f"{whole}s"
+    if seconds < 1:
+        return "<1s"
+    return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
 
 
 def _memory(megabytes: float) -> str:
