@@ -305,7 +305,8 @@ def test_following_a_run_from_the_database_shows_its_log_too(
     folder = tmp_path / "elsewhere-run"
     folder.mkdir()
     record = {"time": "2026-12-01T10:00:00", "level": "INFO", "message": "step 3 of 3"}
-    (folder / "worker.log").write_text(json.dumps(record) + "\n")
+    # Its last line never got a newline: the run has ended, so it is complete all the same.
+    (folder / "worker.log").write_text(json.dumps(record) + "\nsaved the adapter")
     run_id = _finished(services.experiments, "followed", _recipe(), 1.0)
     services.history.record_progress_info(run_id, log_path=str(folder / "worker.log"))
     window = make_window()
@@ -313,6 +314,8 @@ def test_following_a_run_from_the_database_shows_its_log_too(
     log = window.monitor_panel.log_view
     qtbot.waitUntil(lambda: "INFO step 3 of 3" in log.toPlainText(), timeout=5000)
     qtbot.waitUntil(lambda: window.monitor_panel.point_count("loss") == 2, timeout=5000)
+    qtbot.waitUntil(lambda: "saved the adapter" in log.toPlainText(), timeout=5000)
+    assert log.toPlainText().splitlines()[-1] == "saved the adapter"
 
 
 def test_the_sweep_dialogs_name_names_the_queued_runs(
