@@ -202,7 +202,9 @@ def test_best_by_re_marks_the_best_run_from_what_was_read_and_is_remembered(
     assert widths == {run_ids[0]: 3, run_ids[1]: 1.5, run_ids[2]: 1.5}
     dialog.close()
 
-    # A new dialog (as after a restart) opens on the metric chosen last.
+    # The choice is in the settings file, and a new dialog opens on it.
+    ini = services.paths.config_dir / "window.ini"
+    assert "best_metric=peak_memory_mb" in ini.read_text(encoding="utf-8")
     again = _open(qtbot, services, run_ids)
     assert again.best_combo.currentText() == "peak_memory_mb"
     assert again.comparison.best_run_id == run_ids[0]

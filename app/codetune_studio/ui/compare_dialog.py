@@ -359,6 +359,7 @@ class CompareDialog(QDialog):
         """Re-mark the best run by ``metric`` from the results already read (no query)."""
         self.best_metric = metric
         self._settings.setValue(_BEST_METRIC_KEY, metric)
+        self._settings.sync()  # on disk now: the next start reads it even after a crash
         if self.comparison is not None:
             self.comparison = _marked_by(self.comparison, metric)
             self._mark_best()
