@@ -14,6 +14,7 @@ from codetune_studio.core.status import RunStatus
 from codetune_studio.services.experiments import ExperimentService
 from codetune_studio.services.history import RunHistoryService
 from codetune_studio.storage.db import Database
+from tests.cli_tables import table_rows
 from tests.eval_records import record_evaluation
 
 if TYPE_CHECKING:
@@ -183,11 +184,16 @@ def test_runs_compare_and_show_print_each_runs_pass_at_1(
     assert payload["results"][str(other)]["pass_at_1"] is None
     assert payload["best_run_id"] == evaluated
 
-    status, out, _ = _cli(database_url, tmp_path, capsys, "runs", "compare", *ids)
-    rows = {line.split("  ")[0]: line.split() for line in out.splitlines() if line}
-    assert rows["pass@1"][-2:] == ["75.0%", "-"]
-    assert rows["base pass@1"][-2:] == ["25.0%", "-"]
-    assert rows["eval tasks"][-2:] == ["python-tasks.jsonl", "-"]
+    status, out, _ = _cli(
+        database_url, tmp_path, capsys, "runs", "compare", *ids, "--metric", "pass@1"
+    )
+    results = table_rows(out.split("\n\n")[-1])  # after the recipe differences
+    assert [row["RUN"] for row in results] == ids  # one row per run
+    assert [row["BEST"] for row in results] == ["*", ""]
+    assert [row["pass@1"] for row in results] == ["75.0%", "-"]
+    assert [row["pass@k"] for row in results][1] == "-"
+    assert [row["base pass@1"] for row in results] == ["25.0%", "-"]
+    assert [row["eval tasks"] for row in results] == ["python-tasks.jsonl", "-"]
 
     status, out, _ = _cli(
         database_url, tmp_path, capsys, "runs", "show", str(evaluated), "--format", "json"

@@ -226,3 +226,55 @@ def test_a_named_sweep_names_its_queued_runs_in_queue_list_and_runs_list(
     status, _, _ = _run(database_url, tmp_path, capsys, "sweep", str(recipe), "--grid", "lora.r=8")
     status, out, _ = _run(database_url, tmp_path, capsys, "queue", "list", "--format", "json")
     assert json.loads(out)[-1]["name"] == "base-recipe [r=8]"
+
+
+def test_runs_log_prints_a_finished_runs_last_line_without_its_newline(
+    database_url: str,
+    experiments: ExperimentService,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from codetune_studio.services.history import LOG_FILE_NAME
+
+    run_id = _finished(experiments, tmp_path / "ended")
+    (tmp_path / "ended" / LOG_FILE_NAME).write_bytes(b"step 2 of 2, loss 1.5\nsaved the adapter")
+
+    status, out, _ = _run(database_url, tmp_path, capsys, "runs", "log", str(run_id))
+
+    assert status == 0
+    assert out.splitlines() == ["step 2 of 2, loss 1.5", "saved the adapter"]
+
+
+def test_runs_compare_prints_one_line_per_run_however_many_runs(
+    database_url: str,
+    experiments: ExperimentService,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.cli_tables import table_rows
+
+    ids = []
+    for index in range(30):
+        recipe = {**RECIPE, "training": {"max_steps": 2, "learning_rate": (index + 1) * 1e-5}}
+        run = experiments.create_run(f"run-{index}", recipe)
+        experiments.start_run(run.id, pid=1, total_steps=2)
+        experiments.record_metrics(run.id, [MetricPoint(2, "loss", 2.0 - index / 100, 0.0)])
+        experiments.finish_run(run.id, RunStatus.FINISHED)
+        ids.append(run.id)
+
+    status, out, _ = _run(
+        database_url, tmp_path, capsys, "runs", "compare", *map(str, ids), "--metric", "loss"
+    )
+
+    assert status == 0
+    differences, results = out.split("\n\n")
+    diff_rows = table_rows(differences)
+    assert [row["RUN"] for row in diff_rows] == [str(run_id) for run_id in ids]
+    assert diff_rows[0]["training.learning_rate"] == "1e-05"
+    result_rows = table_rows(results)
+    assert [row["RUN"] for row in result_rows] == [str(run_id) for run_id in ids]
+    assert [row["BEST"] for row in result_rows] == [""] * 29 + ["*"]
+    assert result_rows[-1]["final loss"] == "1.71"
+    # As wide for thirty runs as for two: the runs are lines, not columns.
+    assert max(len(line) for line in out.splitlines()) < 160
+    assert out.splitlines()[-1] == f"Best by loss: run {ids[-1]}"

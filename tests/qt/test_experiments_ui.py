@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDockWidget
 from codetune_studio.core.models import MetricPoint
 from codetune_studio.core.recipe import TrainingRecipe
 from codetune_studio.core.status import RunStatus
+from tests.qt.compare_tables import shown
 from tests.qt.conftest import fake_worker_launch
 
 if TYPE_CHECKING:
@@ -119,6 +120,49 @@ def test_the_log_of_a_past_run_shows_in_its_detail(
     assert "plain line" in log.toPlainText()
 
 
+def test_a_finished_runs_last_log_line_shows_without_its_newline(
+    make_window: Any, qtbot: Any, services: StudioServices, tmp_path: Path
+) -> None:
+    import os
+
+    past_folder, live_folder = tmp_path / "past", tmp_path / "live"
+    past_folder.mkdir()
+    live_folder.mkdir()
+    (past_folder / "worker.log").write_bytes(b"training started\nsaved the adapter")
+    live_log = live_folder / "worker.log"
+    live_log.write_bytes(b"training started\nstep 1 of")
+    past = services.experiments.create_run("past", _recipe(), output_dir=str(past_folder))
+    services.experiments.finish_run(past.id, RunStatus.FINISHED)
+    live = services.experiments.create_run("live", _recipe(), output_dir=str(live_folder))
+    services.experiments.start_run(live.id, pid=os.getpid(), total_steps=2)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.runs_model.row_of(live.id) is not None, timeout=5000)
+    log = window.runs_view.detail.log_view
+
+    window.runs_view.select_runs([past.id])
+    qtbot.waitUntil(lambda: "saved the adapter" in log.toPlainText(), timeout=5000)
+    assert log.toPlainText().splitlines() == ["training started", "saved the adapter"]
+
+    # While the run goes on, its unfinished line waits for the rest...
+    window.runs_view.select_runs([live.id])
+    qtbot.waitUntil(lambda: log.toPlainText() == "training started", timeout=5000)
+    with live_log.open("ab") as handle:
+        handle.write(b" 2\nsaved the adap")
+    qtbot.waitUntil(lambda: "step 1 of 2" in log.toPlainText(), timeout=5000)
+    assert "saved the adap" not in log.toPlainText()
+    # ...and once it has ended, that last line shows whole, without a newline ever coming.
+    with live_log.open("ab") as handle:
+        handle.write(b"ter")
+    services.experiments.finish_run(live.id, RunStatus.FINISHED)
+    window.runs_view.refresh()
+    qtbot.waitUntil(lambda: "saved the adapter" in log.toPlainText(), timeout=5000)
+    assert log.toPlainText().splitlines() == [
+        "training started",
+        "step 1 of 2",
+        "saved the adapter",
+    ]
+
+
 def test_comparing_two_runs_shows_the_differing_field_and_marks_the_best(
     make_window: Any, qtbot: Any, services: StudioServices
 ) -> None:
@@ -127,13 +171,17 @@ def test_comparing_two_runs_shows_the_differing_field_and_marks_the_best(
     window = make_window()
     dialog = window.compare_runs([slow, fast])
     qtbot.waitUntil(lambda: dialog.comparison is not None and bool(dialog.curves), timeout=5000)
-    diff = dialog.diff_table
-    assert [diff.verticalHeaderItem(r).text() for r in range(diff.rowCount())] == [
-        "training.learning_rate"
-    ]
+    diff = shown(dialog.diff_table)
+    assert diff.columns == ["training.learning_rate"]
+    # Runs are rows, the best first (the results are sorted by the metric, best on top).
+    assert diff.rows == [f"★ run {fast}", f"run {slow}"]
+    assert diff.column("training.learning_rate") == ["0.0003", "0.0001"]
     assert dialog.comparison.best_run_id == fast
     assert f"run {fast}" in dialog.best_label.text()
-    assert dialog.results_table.horizontalHeaderItem(1).text() == f"run {fast} ★"
+    results = shown(dialog.results_table)
+    assert results.rows == [f"★ run {fast}", f"run {slow}"]
+    assert results.is_bold(f"★ run {fast}")
+    assert not results.is_bold(f"run {slow}")
     # Curves are drawn in slices after the data arrives.
     qtbot.waitUntil(lambda: sorted(dialog.plotted_runs()) == [slow, fast], timeout=5000)
     dialog.axis_combo.setCurrentText("tokens")
@@ -159,11 +207,9 @@ def test_pass_at_1_measured_in_training_is_a_compare_metric_and_result(
     dialog = window.compare_runs([weak, strong], metric="eval_pass@1")
     qtbot.waitUntil(lambda: dialog.comparison is not None, timeout=5000)
     assert dialog.comparison.best_run_id == strong  # higher pass@1 is better
-    table = dialog.results_table
-    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
-    row = rows.index("Training pass@1 (last)")
-    columns = {dialog.comparison.runs[c].id: c for c in range(2)}
-    assert dialog.results_table.item(row, columns[strong]).text() == "60.0%"
+    table = shown(dialog.results_table)
+    assert table.row(f"★ run {strong}")["Training pass@1"] == "60.0%"
+    assert table.column("Training pass@1") == ["60.0%", "20.0%"]  # best (highest) first
     dialog.metric_combo.setCurrentText("eval_pass@1")
     assert dialog.metric_combo.currentText() == "eval_pass@1"
     qtbot.waitUntil(
@@ -259,7 +305,8 @@ def test_following_a_run_from_the_database_shows_its_log_too(
     folder = tmp_path / "elsewhere-run"
     folder.mkdir()
     record = {"time": "2026-12-01T10:00:00", "level": "INFO", "message": "step 3 of 3"}
-    (folder / "worker.log").write_text(json.dumps(record) + "\n")
+    # Its last line never got a newline: the run has ended, so it is complete all the same.
+    (folder / "worker.log").write_text(json.dumps(record) + "\nsaved the adapter")
     run_id = _finished(services.experiments, "followed", _recipe(), 1.0)
     services.history.record_progress_info(run_id, log_path=str(folder / "worker.log"))
     window = make_window()
@@ -267,6 +314,8 @@ def test_following_a_run_from_the_database_shows_its_log_too(
     log = window.monitor_panel.log_view
     qtbot.waitUntil(lambda: "INFO step 3 of 3" in log.toPlainText(), timeout=5000)
     qtbot.waitUntil(lambda: window.monitor_panel.point_count("loss") == 2, timeout=5000)
+    qtbot.waitUntil(lambda: "saved the adapter" in log.toPlainText(), timeout=5000)
+    assert log.toPlainText().splitlines()[-1] == "saved the adapter"
 
 
 def test_the_sweep_dialogs_name_names_the_queued_runs(
@@ -285,9 +334,11 @@ def test_the_sweep_dialogs_name_names_the_queued_runs(
     assert dialog is not None
     dialog.grid_edit.setPlainText("training.learning_rate=1e-4,3e-4\n")
     dialog.name_edit.setText("lr-scan")
+    dialog.metric_combo.setCurrentText("loss")
     ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
     with qtbot.waitSignal(panel.sweep_queued, timeout=10_000) as queued:
         ok.click()
+    assert queued.args[2] == "loss"
 
     expected = ["lr-scan [learning_rate=1e-4]", "lr-scan [learning_rate=3e-4]"]
     runs = services.queue.list_queued()
@@ -302,6 +353,20 @@ def test_the_sweep_dialogs_name_names_the_queued_runs(
         timeout=10_000,
     )
     assert _cell(window, runs[0].id, "Name") == expected[0]
+    # The sweep's comparison opens from any of its runs, marked by the metric chosen for it.
+    from PySide6.QtGui import QAction
+
+    menu = window.runs_view.build_run_menu(runs[1])
+    action = menu.findChild(QAction, "compareSweepAction")
+    assert action.isEnabled()
+    assert action.text() == "Compare sweep (2 runs)"
+    action.trigger()
+    compare = window._compare_dialogs[-1]
+    assert compare.run_ids == [run.id for run in runs]
+    assert compare.best_combo.currentText() == "loss"
+    qtbot.waitUntil(lambda: compare.comparison is not None, timeout=5000)
+    assert compare.comparison.metric == "loss"
+    compare.close()
 
 
 def test_a_refresh_keeps_the_selected_runs_selected_and_their_detail_loaded_once(

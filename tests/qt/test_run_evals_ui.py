@@ -10,6 +10,7 @@ from codetune_studio.core.models import MetricPoint
 from codetune_studio.core.status import RunStatus
 from codetune_studio.services.evaluation import EvalService
 from tests.eval_records import record_evaluation, scripted_sandbox
+from tests.qt.compare_tables import shown
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,12 +94,10 @@ def test_the_compare_table_shows_each_runs_pass_at_1_and_marks_the_best_by_it(
     window = make_window()
     dialog = window.compare_runs([run_id, other], metric="pass@1")
     qtbot.waitUntil(lambda: dialog.comparison is not None, timeout=5000)
-    table = dialog.results_table
-    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
-    pass_row = rows.index("Code eval pass@1")
-    assert [table.item(pass_row, c).text() for c in range(2)] == ["75.0%", "-"]
-    assert table.item(rows.index("Base pass@1"), 0).text() == "25.0%"
-    assert table.item(rows.index("Eval tasks"), 0).text() == "python-tasks.jsonl"
+    table = shown(dialog.results_table)
+    assert table.rows == [f"★ run {run_id}", f"run {other}"]
+    assert table.column("Code eval pass@1") == ["75.0%", "-"]
+    assert table.row(f"★ run {run_id}")["Base pass@1"] == "25.0%"
+    assert table.row(f"★ run {run_id}")["Eval tasks"] == "python-tasks.jsonl"
     assert dialog.comparison.best_run_id == run_id
-    assert table.horizontalHeaderItem(0).text() == f"run {run_id} ★"
     dialog.close()

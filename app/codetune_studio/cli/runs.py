@@ -357,57 +357,70 @@ def _compare(args: argparse.Namespace, context: CliContext) -> int:
 
 
 def print_comparison(comparison: Comparison) -> None:
-    """Print a comparison as two tables: differing recipe fields, then results."""
+    """Print a comparison as two tables, one row per run: differing recipe fields, then results.
+
+    Runs are rows (as in the window's Compare dialog), so comparing a hundred runs gives a
+    hundred lines of a fixed width rather than a hundred columns no terminal can show.
+    """
     ids = [run.id for run in comparison.runs]
-    headers = ["FIELD", *[f"run {run_id}" for run_id in ids]]
     if comparison.differences:
+        names = list(comparison.differences)
         rows = [
-            [name, *[_cell(values.get(run_id)) for run_id in ids]]
-            for name, values in comparison.differences.items()
+            [str(run_id), *[_cell(comparison.differences[name].get(run_id)) for name in names]]
+            for run_id in ids
         ]
-        print_table(headers, rows)
+        print_table(["RUN", *names], rows)
     else:
         echo("The recipes are the same.")
     echo()
-    metrics = [
-        ("final loss", "final_loss"),
-        ("best eval loss", "best_eval_loss"),
-        ("perplexity", "perplexity"),
-        ("training pass@1", "final_pass_at_1"),
-        ("tokens/s", "tokens_per_second"),
-        ("wall time", "wall_time_s"),
-        ("peak memory MB", "peak_memory_mb"),
-        ("steps", "steps"),
-    ]
+    results = [comparison.results[run_id] for run_id in ids]
+    with_eval = any(r.pass_at_1 is not None for r in results)
+    headers = ["RUN", "BEST", *[label for label, _ in _RESULT_COLUMNS]]
+    if with_eval:
+        headers += ["pass@k", "base pass@1", "eval tasks"]
     rows = []
-    for label, key in metrics:
-        cells = []
-        for run_id in ids:
-            value = getattr(comparison.results[run_id], key)
-            cells.append(fmt_duration(value) if key == "wall_time_s" else fmt_number(value))
-        rows.append([label, *cells])
-    rows += _eval_rows([comparison.results[run_id] for run_id in ids])
-    best = ["best", *["*" if run_id == comparison.best_run_id else "" for run_id in ids]]
-    print_table(["RESULT", *headers[1:]], [*rows, best])
+    for run_id, result in zip(ids, results, strict=True):
+        row = [str(run_id), "*" if run_id == comparison.best_run_id else ""]
+        row += [_result_cell(result, key) for _, key in _RESULT_COLUMNS]
+        if with_eval:
+            row += _eval_cells(result)
+        rows.append(row)
+    print_table(headers, rows)
     if comparison.best_run_id is not None:
         echo(f"Best by {comparison.metric}: run {comparison.best_run_id}")
 
 
-def _eval_rows(results: list[RunResults]) -> list[list[str]]:
-    """The newest code evaluation of each run: pass@1, pass@k, the base's, the task file."""
-    if all(r.pass_at_1 is None for r in results):
-        return [["pass@1", *["-" for _ in results]]]
+#: The results table's columns after RUN and BEST (code-evaluation columns join when present).
+_RESULT_COLUMNS = (
+    ("final loss", "final_loss"),
+    ("best eval loss", "best_eval_loss"),
+    ("perplexity", "perplexity"),
+    ("training pass@1", "final_pass_at_1"),
+    ("tokens/s", "tokens_per_second"),
+    ("wall time", "wall_time_s"),
+    ("peak memory MB", "peak_memory_mb"),
+    ("steps", "steps"),
+    ("pass@1", "pass_at_1"),
+)
+
+
+def _result_cell(result: RunResults, key: str) -> str:
+    value = getattr(result, key)
+    if key == "wall_time_s":
+        return fmt_duration(value)
+    if key == "pass_at_1":
+        return fmt_percent(value)
+    return fmt_number(value)
+
+
+def _eval_cells(result: RunResults) -> list[str]:
+    """The newest code evaluation of a run besides its pass@1: pass@k, the base's, the tasks."""
     return [
-        ["pass@1", *[fmt_percent(r.pass_at_1) for r in results]],
-        [
-            "pass@k",
-            *[
-                f"{fmt_percent(r.pass_at_k)} (k={r.eval_k})" if r.pass_at_k is not None else "-"
-                for r in results
-            ],
-        ],
-        ["base pass@1", *[fmt_percent(r.base_pass_at_1) for r in results]],
-        ["eval tasks", *[Path(r.eval_tasks).name if r.eval_tasks else "-" for r in results]],
+        f"{fmt_percent(result.pass_at_k)} (k={result.eval_k})"
+        if result.pass_at_k is not None
+        else "-",
+        fmt_percent(result.base_pass_at_1),
+        Path(result.eval_tasks).name if result.eval_tasks else "-",
     ]
 
 

@@ -21,16 +21,20 @@ if TYPE_CHECKING:
 __all__ = [
     "AXES",
     "METRIC_NAMES",
+    "RESULT_FIELDS",
     "Axis",
     "Comparison",
     "Curve",
     "LineageStep",
+    "ResultField",
     "RunEvalResults",
     "RunResults",
     "RunSummary",
     "best_run",
     "check_metric",
     "flatten_recipe",
+    "higher_is_better",
+    "metric_field",
     "recipe_differences",
     "x_values",
 ]
@@ -154,6 +158,57 @@ METRIC_NAMES: tuple[str, ...] = (
     "pass_at_1",
     "pass_at_k",
     "final_pass_at_1",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultField:
+    """One column of a results table: a :class:`RunResults` field and how to name it.
+
+    Attributes:
+        key: The :class:`RunResults` field.
+        label: A short header.
+        description: What it measures, for a header's tooltip.
+    """
+
+    key: str
+    label: str
+    description: str
+
+
+#: The results a comparison shows, in order: losses first, then code evaluation, then cost.
+RESULT_FIELDS: tuple[ResultField, ...] = (
+    ResultField("final_loss", "Final loss", "Training loss at the last logged step."),
+    ResultField("best_eval_loss", "Best eval loss", "The lowest evaluation loss of the run."),
+    ResultField(
+        "perplexity", "Perplexity", "exp(evaluation loss) at the best evaluation; lower is better."
+    ),
+    ResultField(
+        "final_pass_at_1",
+        "Training pass@1",
+        "pass@1 on the recipe's evaluation tasks at the last evaluation during training.",
+    ),
+    ResultField(
+        "pass_at_1",
+        "Code eval pass@1",
+        "pass@1 of the newest code evaluation of the run's model (codetune-studio eval).",
+    ),
+    ResultField(
+        "pass_at_k",
+        "Code eval pass@k",
+        "pass@k of that evaluation, at the largest k it reports (k samples per task).",
+    ),
+    ResultField(
+        "base_pass_at_1",
+        "Base pass@1",
+        "The base model's pass@1 on the same tasks, when it was evaluated alongside.",
+    ),
+    ResultField("tokens_per_second", "Tokens/s", "Mean training throughput in tokens per second."),
+    ResultField("tokens_seen", "Tokens seen", "Training tokens processed."),
+    ResultField("wall_time_s", "Wall time", "From start to end (or to now, for a run going on)."),
+    ResultField("peak_memory_mb", "Peak memory", "The highest accelerator memory use logged."),
+    ResultField("steps", "Steps", "The last optimizer step with a logged metric."),
+    ResultField("eval_tasks", "Eval tasks", "The task file of the newest code evaluation."),
 )
 
 
@@ -330,6 +385,16 @@ def check_metric(metric: str) -> str:
     return metric
 
 
+def metric_field(metric: str) -> str:
+    """The :class:`RunResults` field a metric name reads (``eval_loss`` -> ``best_eval_loss``)."""
+    return _ALIASES.get(metric, metric)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether the best run has the largest value of ``metric`` (else the smallest)."""
+    return metric_field(metric) in _MAXIMISED
+
+
 def best_run(results: Mapping[int, RunResults], metric: str) -> int | None:
     """The run with the best value of ``metric`` (lowest, except throughput-like metrics).
 
@@ -350,7 +415,7 @@ def best_run(results: Mapping[int, RunResults], metric: str) -> int | None:
     ]
     if not scored:
         return None
-    if _ALIASES.get(metric, metric) in _MAXIMISED:
+    if higher_is_better(metric):
         return max(scored)[1]
     return min(scored)[1]
 

@@ -141,7 +141,7 @@ def render_log_line(line: str) -> str:
 
 
 def read_log_increment(
-    path: Path, offset: int, *, first_bytes: int = 256 * 1024
+    path: Path, offset: int, *, first_bytes: int = 256 * 1024, final: bool = False
 ) -> tuple[int, list[str]]:
     """The complete lines appended to a worker log since ``offset``, readable.
 
@@ -150,9 +150,12 @@ def read_log_increment(
         offset: Where the previous call stopped (0 at first: then only the last
             ``first_bytes`` are read, so a long log does not flood the view).
         first_bytes: How much of a long log the first call reads.
+        final: The writer is done (the run ended): a last line without its newline is
+            complete, so it comes out too instead of waiting for a newline that never comes.
 
     Returns:
-        The offset to pass next time, and the new lines (a partial last line waits).
+        The offset to pass next time, and the new lines (a partial last line waits, unless
+        ``final``).
     """
     try:
         with path.open("rb") as handle:
@@ -163,7 +166,7 @@ def read_log_increment(
             data = handle.read()
     except OSError:
         return offset, []
-    end = data.rfind(b"\n") + 1
+    end = len(data) if final else data.rfind(b"\n") + 1
     text = data[:end].decode("utf-8", "replace")
     return offset + end, [render_log_line(line) for line in text.splitlines() if line]
 

@@ -1,5 +1,10 @@
 """Comparing runs: curves overlaid by step, tokens seen or epoch, the recipe diff, the results.
 
+The results and the recipe differences are tables with one row per run (the run's label is the
+row header, so it stays in view while a wide table scrolls sideways), whatever the number of
+runs; a click on a column header sorts by it. "Best by" picks the metric that marks the best run
+among the results already read, so changing it touches no database; the choice is remembered.
+
 Everything is read in two background calls (the comparison, then every curve of the chosen
 metric in one query). The second also builds the plot's arrays for every x axis, thinned to the
 plot's width and, past a dozen runs, joined into one item per colour
@@ -10,35 +15,50 @@ items and sets the range once, and switching the axis does the same from memory.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QSettings,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+)
+from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from codetune_studio.core.comparison import AXES
+from codetune_studio.core.comparison import (
+    AXES,
+    METRIC_NAMES,
+    RESULT_FIELDS,
+    best_run,
+    higher_is_better,
+    metric_field,
+)
 from codetune_studio.ui.plotting import new_plot_widget
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from codetune_studio.core.comparison import Axis, Comparison, Curve, RunResults
     from codetune_studio.ui.compare_plot import ComparePlotData, PlotLayer
@@ -66,23 +86,15 @@ _METRICS = (
 )
 _AXIS_LABELS = {"step": "optimizer step", "tokens": "tokens seen", "epoch": "epoch"}
 _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
-_RESULT_ROWS = (
-    ("Final loss", "final_loss"),
-    ("Best eval loss", "best_eval_loss"),
-    # The newest code evaluation of each run's model ("-" when it has none), next to the losses
-    # so that it shows without scrolling.
-    ("Code eval pass@1", "pass_at_1"),
-    ("Code eval pass@k", "pass_at_k"),
-    ("Base pass@1", "base_pass_at_1"),
-    ("Training pass@1 (last)", "final_pass_at_1"),
-    ("Perplexity", "perplexity"),
-    ("Tokens/s", "tokens_per_second"),
-    ("Tokens seen", "tokens_seen"),
-    ("Wall time (s)", "wall_time_s"),
-    ("Peak memory (MB)", "peak_memory_mb"),
-    ("Steps", "steps"),
-    ("Eval tasks", "eval_tasks"),
-)
+#: Where the chosen "Best by" metric is remembered (in the window's settings file).
+_BEST_METRIC_KEY = "compare/best_metric"
+_DEFAULT_METRIC = "eval_loss"
+#: The value a column sorts by (a number, or text), apart from the text it shows.
+_SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+_BEST_BACKGROUND = QColor("#dcfce7")
+#: The results table's columns: the run's name, then every result.
+_NAME_COLUMN = ("name", "Name", "The run's name.")
+_RESULT_COLUMNS = (_NAME_COLUMN, *((f.key, f.label, f.description) for f in RESULT_FIELDS))
 
 
 class CompareDialog(QDialog):
@@ -91,7 +103,8 @@ class CompareDialog(QDialog):
     Args:
         services: The studio's services.
         run_ids: The runs to compare.
-        metric: The metric that marks the best run.
+        metric: The metric that marks the best run (a sweep's own); ``None``: the one chosen
+            last time in "Best by", else ``eval_loss``.
         known_results: Results the runs view has already read, by run id (those of ended runs
             are not aggregated again).
         parent: The Qt parent.
@@ -102,7 +115,7 @@ class CompareDialog(QDialog):
         services: StudioServices,
         run_ids: list[int],
         *,
-        metric: str = "eval_loss",
+        metric: str | None = None,
         known_results: Mapping[int, RunResults] | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -112,7 +125,10 @@ class CompareDialog(QDialog):
         self.resize(1100, 720)
         self.services = services
         self.run_ids = list(run_ids)
-        self.best_metric = metric
+        self._settings = QSettings(
+            str(services.paths.config_dir / "window.ini"), QSettings.Format.IniFormat
+        )
+        self.best_metric = metric if metric in METRIC_NAMES else self._saved_metric()
         self._known_results = dict(known_results or {})
         self.comparison: Comparison | None = None
         self.curves: list[Curve] = []
@@ -123,9 +139,11 @@ class CompareDialog(QDialog):
         self._pending: list[PlotLayer] = []
         self._drawn: list[int] = []
         self._generation = 0
+        self._marked: int | None = None  # the run whose rows carry the best run's mark
         self._build_ui()
         self.axis_combo.currentTextChanged.connect(self._on_axis_combo_changed)
         self.metric_combo.currentTextChanged.connect(self._on_metric_combo_changed)
+        self.best_combo.currentTextChanged.connect(self._on_best_combo_changed)
         self._load_comparison()
         self._load_curves()
 
@@ -142,6 +160,21 @@ class CompareDialog(QDialog):
         self.axis_combo.setObjectName("compareAxis")
         self.axis_combo.addItems(AXES)
         controls.addWidget(self.axis_combo)
+        controls.addWidget(QLabel("Best by:", self))
+        self.best_combo = QComboBox(self)
+        self.best_combo.setObjectName("compareBestBy")
+        self.best_combo.setToolTip("The metric that marks the best run (★, bold, thick curve)")
+        descriptions = {f.key: f.description for f in RESULT_FIELDS}
+        for index, name in enumerate(METRIC_NAMES):
+            self.best_combo.addItem(name)
+            direction = "higher" if higher_is_better(name) else "lower"
+            self.best_combo.setItemData(
+                index,
+                f"{descriptions.get(metric_field(name), name)} The {direction} the better.",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        self.best_combo.setCurrentText(self.best_metric)
+        controls.addWidget(self.best_combo)
         self.best_label = QLabel(self)
         self.best_label.setObjectName("compareBest")
         controls.addWidget(self.best_label, 1)
@@ -152,14 +185,12 @@ class CompareDialog(QDialog):
         QVBoxLayout(self.plot_holder).setContentsMargins(0, 0, 0, 0)
         splitter.addWidget(self.plot_holder)
         tabs = QTabWidget(self)
-        self.results_table = QTableWidget(self)
-        self.results_table.setObjectName("compareResults")
-        self.diff_table = QTableWidget(self)
-        self.diff_table.setObjectName("compareDiff")
-        for table in (self.results_table, self.diff_table):
-            table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-            # Every run gets an equal column, so the best one does not stand out by width.
-            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.results_model = QStandardItemModel(0, len(_RESULT_COLUMNS), self)
+        self.results_table, self.results_proxy = _run_table(
+            self, "compareResults", self.results_model
+        )
+        self.diff_model = QStandardItemModel(self)
+        self.diff_table, self.diff_proxy = _run_table(self, "compareDiff", self.diff_model)
         tabs.addTab(self.results_table, "Results")
         tabs.addTab(self.diff_table, "Recipe differences")
         splitter.addWidget(tabs)
@@ -197,40 +228,120 @@ class CompareDialog(QDialog):
 
     @safe_slot()
     def _on_comparison_returned(self, comparison: Comparison) -> None:
+        if comparison.metric != self.best_metric:
+            # "Best by" changed while the comparison was read: mark by what it says now.
+            comparison = _marked_by(comparison, self.best_metric)
         self.comparison = comparison
-        runs = comparison.runs
-        best = comparison.best_run_id
-        headers = [self._run_label(run.id) for run in runs]
-        self.results_table.setColumnCount(len(runs))
-        self.results_table.setRowCount(len(_RESULT_ROWS))
-        self.results_table.setHorizontalHeaderLabels(headers)
-        self.results_table.setVerticalHeaderLabels([label for label, _ in _RESULT_ROWS])
-        bold = QFont()
-        bold.setBold(True)
-        for column, run in enumerate(runs):
+        self._marked = None  # the tables are filled afresh, every row unmarked
+        self._fill_results(comparison)
+        self._fill_differences(comparison)
+        self._mark_best()
+
+    def _fill_results(self, comparison: Comparison) -> None:
+        """One row per run, one column per result; each cell keeps its number for sorting."""
+        model = self.results_model
+        model.clear()
+        model.setColumnCount(len(_RESULT_COLUMNS))
+        for column, (_, label, description) in enumerate(_RESULT_COLUMNS):
+            header = QStandardItem(label)
+            header.setToolTip(description)
+            model.setHorizontalHeaderItem(column, header)
+        for run in comparison.runs:
             results = comparison.results[run.id]
-            for row, (_, key) in enumerate(_RESULT_ROWS):
-                item = QTableWidgetItem(_result_text(results, key))
-                if key == "eval_tasks" and results.eval_tasks:
-                    item.setToolTip(results.eval_tasks)
-                if run.id == best:
-                    item.setFont(bold)
-                    item.setBackground(QColor("#dcfce7"))
-                self.results_table.setItem(row, column, item)
+            cells = [_cell(run.name, run.name.lower(), run.name)]
+            for key, _, _ in _RESULT_COLUMNS[1:]:
+                value = getattr(results, key)
+                tip = str(value) if key == "eval_tasks" and value else None
+                sort_value = value if key != "eval_tasks" or value is None else str(value)
+                cells.append(_cell(_result_text(results, key), sort_value, tip))
+            model.appendRow(cells)
+            model.setVerticalHeaderItem(model.rowCount() - 1, QStandardItem(f"run {run.id}"))
+        # A result no run has (no code evaluation, no perplexity logged) would be a column of
+        # dashes pushing the others out of view: it is left out.
+        for column, (key, _, _) in enumerate(_RESULT_COLUMNS[1:], start=1):
+            empty = all(getattr(comparison.results[run.id], key) is None for run in comparison.runs)
+            self.results_table.setColumnHidden(column, empty)
+
+    def _fill_differences(self, comparison: Comparison) -> None:
+        """One row per run, one column per differing recipe field, headed by its full name."""
+        model = self.diff_model
+        model.clear()
         names = list(comparison.differences)
-        self.diff_table.setColumnCount(len(runs))
-        self.diff_table.setRowCount(len(names))
-        self.diff_table.setHorizontalHeaderLabels(headers)
-        self.diff_table.setVerticalHeaderLabels(names)
-        for row, name in enumerate(names):
-            for column, run in enumerate(runs):
+        if not names:
+            return
+        # A hidden first column holds each run's value of the "Best by" metric, so these rows
+        # sort like the results' (the best first) and follow a change of the metric.
+        model.setColumnCount(len(names) + 1)
+        model.setHorizontalHeaderItem(0, QStandardItem("Best by"))
+        for column, name in enumerate(names, start=1):
+            header = QStandardItem(name)
+            header.setToolTip(name)
+            model.setHorizontalHeaderItem(column, header)
+        for run in comparison.runs:
+            cells = [_cell("", None)]
+            for name in names:
                 value = comparison.differences[name].get(run.id)
-                self.diff_table.setItem(row, column, QTableWidgetItem(str(value)))
+                text = _diff_text(value)
+                cells.append(_cell(text, value if _is_number(value) else text, text))
+            model.appendRow(cells)
+            model.setVerticalHeaderItem(model.rowCount() - 1, QStandardItem(f"run {run.id}"))
+        self.diff_table.setColumnHidden(0, True)
+
+    def _mark_best(self) -> None:
+        """Mark the best run: starred, bold, shaded rows, sorted first; its curve thick."""
+        comparison = self.comparison
+        if comparison is None:
+            return
+        best = comparison.best_run_id
+        self._move_mark(comparison, best)
+        self._sort_by_metric(comparison)
+        if best is not None:
+            row = next(r for r, run in enumerate(comparison.runs) if run.id == best)
+            for table, proxy, model in (
+                (self.results_table, self.results_proxy, self.results_model),
+                (self.diff_table, self.diff_proxy, self.diff_model),
+            ):
+                if row < model.rowCount() and model.columnCount():
+                    table.scrollTo(proxy.mapFromSource(model.index(row, 0)))
+        # Widths fit the rows in view (Qt measures from the top one), once the best run's bold
+        # row is among them.
+        self.results_table.resizeColumnsToContents()
+        self.diff_table.resizeColumnsToContents()
         self.best_label.setText(
-            f"Best by {comparison.metric}: ★ run {best}" if best is not None else "No best run yet"
+            f"Best by {comparison.metric}: ★ run {best}"
+            if best is not None
+            else f"No run has {comparison.metric} yet"
         )
         if not self._pending:
             self._show_best()  # else the drawing in progress marks it when done
+
+    def _move_mark(self, comparison: Comparison, best: int | None) -> None:
+        """Take the mark off the previous best run's rows and put it on ``best``'s.
+
+        Only those rows are touched: a hundred runs' cells stay as they are.
+        """
+        rows = {run.id: row for row, run in enumerate(comparison.runs)}
+        for run_id, is_best in ((self._marked, False), (best, True)):
+            if run_id is not None and run_id in rows:
+                for model in (self.results_model, self.diff_model):
+                    _mark_row(model, rows[run_id], run_id, best=is_best)
+        self._marked = best
+
+    def _sort_by_metric(self, comparison: Comparison) -> None:
+        """Sort both tables by the "Best by" metric, the best run first."""
+        key = metric_field(comparison.metric)
+        column = next(i for i, (k, _, _) in enumerate(_RESULT_COLUMNS) if k == key)
+        order = (
+            Qt.SortOrder.DescendingOrder
+            if higher_is_better(comparison.metric)
+            else Qt.SortOrder.AscendingOrder
+        )
+        self.results_table.sortByColumn(column, order)
+        if self.diff_model.columnCount():
+            for row, run in enumerate(comparison.runs):
+                value = comparison.results[run.id].metric(comparison.metric)
+                self.diff_model.item(row, 0).setData(value, _SORT_ROLE)
+            self.diff_table.sortByColumn(0, order)
 
     @safe_slot()
     def _on_curves_returned(self, data: ComparePlotData) -> None:
@@ -247,6 +358,20 @@ class CompareDialog(QDialog):
     @safe_slot()
     def _on_metric_combo_changed(self, _text: str) -> None:
         self._load_curves()
+
+    @safe_slot()
+    def _on_best_combo_changed(self, metric: str) -> None:
+        """Re-mark the best run by ``metric`` from the results already read (no query)."""
+        self.best_metric = metric
+        self._settings.setValue(_BEST_METRIC_KEY, metric)
+        self._settings.sync()  # on disk now: the next start reads it even after a crash
+        if self.comparison is not None:
+            self.comparison = _marked_by(self.comparison, metric)
+            self._mark_best()
+
+    def _saved_metric(self) -> str:
+        saved = self._settings.value(_BEST_METRIC_KEY, _DEFAULT_METRIC)
+        return saved if isinstance(saved, str) and saved in METRIC_NAMES else _DEFAULT_METRIC
 
     def _run_label(self, run_id: int) -> str:
         star = " ★" if self.comparison and self.comparison.best_run_id == run_id else ""
@@ -311,7 +436,9 @@ class CompareDialog(QDialog):
         self._show_best()
         if plotted.bounds is not None:
             x_min, x_max, y_min, y_max = plotted.bounds
-            self._plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max))
+            # A fixed margin: pyqtgraph's default grows to 10% when the plot is still small
+            # (the window not yet laid out), leaving wide empty bands once it is.
+            self._plot.setRange(xRange=(x_min, x_max), yRange=(y_min, y_max), padding=0.02)
         self._drawn = plotted.drawn_runs
         self._plot.setUpdatesEnabled(True)
         self._plot.update()
@@ -403,10 +530,94 @@ def _fetch_plot_data(
     )
 
 
+class _RunRowsSortProxy(QSortFilterProxyModel):
+    """Sorts by each cell's number (or text); an empty cell stays last either way."""
+
+    def lessThan(
+        self,
+        source_left: QModelIndex | QPersistentModelIndex,
+        source_right: QModelIndex | QPersistentModelIndex,
+    ) -> bool:
+        left, right = source_left.data(_SORT_ROLE), source_right.data(_SORT_ROLE)
+        if left is None or right is None:
+            descending = self.sortOrder() == Qt.SortOrder.DescendingOrder
+            return left is not right and (left is None) == descending
+        if _is_number(left) and _is_number(right):
+            return bool(left < right)
+        return str(left) < str(right)
+
+
+def _run_table(
+    parent: QWidget, name: str, model: QStandardItemModel
+) -> tuple[QTableView, _RunRowsSortProxy]:
+    """A read-only, sortable table of one row per run, the run's label frozen at the left."""
+    proxy = _RunRowsSortProxy(parent)
+    # Sorted when asked (a header click, a new best metric), not again on every cell's change.
+    proxy.setDynamicSortFilter(False)
+    proxy.setSourceModel(model)
+    table = QTableView(parent)
+    table.setObjectName(name)
+    table.setModel(proxy)
+    table.setSortingEnabled(True)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setAlternatingRowColors(True)
+    table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    # No stretched last column: a number would sit far right of its narrow header.
+    table.horizontalHeader().setStretchLastSection(False)
+    # Column widths fit the first rows' contents, not every run's: filling stays quick for many.
+    table.horizontalHeader().setResizeContentsPrecision(50)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
+    return table, proxy
+
+
+def _cell(text: str, sort_value: Any, tooltip: str | None = None) -> QStandardItem:
+    item = QStandardItem(text)
+    item.setData(sort_value, _SORT_ROLE)
+    if _is_number(sort_value):
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    if tooltip:
+        item.setToolTip(tooltip)
+    return item
+
+
+def _mark_row(model: QStandardItemModel, row: int, run_id: int, *, best: bool) -> None:
+    """Star a run's row header and set its cells bold on green, or take that off again."""
+    if row >= model.rowCount():
+        return
+    bold = QFont()
+    bold.setBold(True)
+    font, background = (bold, QBrush(_BEST_BACKGROUND)) if best else (None, None)
+    header = model.verticalHeaderItem(row)
+    if header is not None:
+        header.setText(f"★ run {run_id}" if best else f"run {run_id}")
+        header.setData(font, Qt.ItemDataRole.FontRole)
+    for column in range(model.columnCount()):
+        item = model.item(row, column)
+        item.setData(font, Qt.ItemDataRole.FontRole)
+        item.setData(background, Qt.ItemDataRole.BackgroundRole)
+
+
+def _marked_by(comparison: Comparison, metric: str) -> Comparison:
+    """The comparison with its best run picked by ``metric`` among the results it holds."""
+    return comparison.model_copy(
+        update={"metric": metric, "best_run_id": best_run(comparison.results, metric)}
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _result_text(results: RunResults, key: str) -> str:
-    """One cell of the results table: shares as percentages, the task file by name."""
+    """One cell of the results table, with its unit.
+
+    Shares as percentages, memory in MB or GB, throughput in tokens/s, wall time as 1h02m,
+    the task file by name.
+    """
     value = getattr(results, key)
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if key == "eval_tasks":
         return Path(str(value)).name
@@ -414,12 +625,48 @@ def _result_text(results: RunResults, key: str) -> str:
         return f"{value * 100:.1f}%"
     if key == "pass_at_k":
         return f"{value * 100:.1f}% (k={results.eval_k})"
-    return _fmt(value)
+    formatters: dict[str, Callable[[float], str]] = {
+        "tokens_per_second": lambda v: f"{_count(v)} tok/s",
+        "tokens_seen": _count,
+        "wall_time_s": _duration,
+        "peak_memory_mb": _memory,
+        "steps": lambda v: f"{int(v):,}",
+    }
+    formatter = formatters.get(key)
+    return formatter(value) if formatter is not None else f"{value:.4g}"
 
 
-def _fmt(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
+def _count(value: float) -> str:
+    """1,234 / 12.3k / 4.56M: how many, as a person reads it."""
+    for threshold, divisor, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / divisor:.3g}{suffix}"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    if seconds < 1:
+        return "<1s"
+    return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
+
+
+def _memory(megabytes: float) -> str:
+    return f"{megabytes / 1024:.3g} GB" if megabytes >= 1024 else f"{megabytes:.4g} MB"
+
+
+def _diff_text(value: Any) -> str:
+    """A recipe value as the recipe writes it (lists and objects as JSON)."""
+    if value is None:
         return "-"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.5g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value)

@@ -65,6 +65,7 @@ __all__ = ["CloseChoice", "MainWindow", "StudioServices"]
 logger = logging.getLogger(__name__)
 
 _STATE_VERSION = 1
+_SWEEP_METRIC_GROUP = "sweeps/best_metric"  # sweep id -> the metric its dialog chose
 _RUNS_REFRESH_MS = 3000
 
 
@@ -407,6 +408,7 @@ class MainWindow(QMainWindow):
         self.runs_view.resume_requested.connect(self._resume)
         self.runs_view.clone_requested.connect(self.clone_run)
         self.runs_view.compare_requested.connect(self.compare_runs)
+        self.runs_view.sweep_compare_requested.connect(self.compare_sweep)
         self.runs_view.export_requested.connect(self.open_export_dialog)
         self.runs_view.eval_requested.connect(self.open_evaluation)
         self.runs_view.runs_loaded.connect(self._on_runs_view_runs_loaded)
@@ -602,7 +604,7 @@ class MainWindow(QMainWindow):
     def _on_compare_triggered(self) -> None:
         self.compare_runs([run.id for run in self.runs_view.selected_runs()])
 
-    def compare_runs(self, run_ids: list[int], *, metric: str = "eval_loss") -> CompareDialog:
+    def compare_runs(self, run_ids: list[int], *, metric: str | None = None) -> CompareDialog:
         """Open a comparison of these runs (two or more) in its own window.
 
         Returns:
@@ -633,11 +635,27 @@ class MainWindow(QMainWindow):
         self.eval_panel.show_result(result_id)
 
     @safe_slot()
-    def _on_queue_sweep_queued(self, sweep_id: str, run_ids: list[int]) -> None:
+    def _on_queue_sweep_queued(self, sweep_id: str, run_ids: list[int], metric: str) -> None:
+        # The sweep's comparison opens marked by the metric chosen for it (runs carry no metric).
+        self._qsettings.setValue(f"{_SWEEP_METRIC_GROUP}/{sweep_id}", metric)
         self.statusBar().showMessage(
-            f"Sweep {sweep_id} queued ({len(run_ids)} runs); run the queue, then compare them.",
+            f"Sweep {sweep_id} queued ({len(run_ids)} runs); run the queue, then compare them "
+            "(right-click one of its runs: Compare sweep).",
             8000,
         )
+
+    @safe_slot()
+    def compare_sweep(self, sweep_id: str, run_ids: list[int]) -> CompareDialog:
+        """Open the comparison of a sweep's runs, the best marked by the sweep's own metric.
+
+        A sweep queued from another machine or the command line has none recorded here: the
+        comparison then uses the metric chosen last in "Best by".
+
+        Returns:
+            The comparison dialog.
+        """
+        metric = self._qsettings.value(f"{_SWEEP_METRIC_GROUP}/{sweep_id}")
+        return self.compare_runs(run_ids, metric=metric if isinstance(metric, str) else None)
 
     @safe_slot()
     def _on_clone_triggered(self) -> None:

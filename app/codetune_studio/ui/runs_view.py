@@ -84,6 +84,7 @@ class RunsView(QWidget):
     resume_requested = Signal(object)  # Run
     clone_requested = Signal(object)  # Run
     compare_requested = Signal(list)  # list[int]
+    sweep_compare_requested = Signal(str, list)  # sweep id, its runs' ids
     export_requested = Signal(object)  # Run
     eval_requested = Signal(int)  # a stored evaluation's id, to open in the Eval panel
     runs_loaded = Signal(list)  # list[Run]: every run, unfiltered
@@ -241,6 +242,8 @@ class RunsView(QWidget):
         self._update_filter_choices()
         self._show_filtered()
         runs = [s.run for s in summaries]
+        for run in runs:
+            self.detail.update_run(run)
         self._update_summary(runs, stale)
         if newly_lost:
             names = ", ".join(f"{s.run.id} ({s.run.owner}@{s.run.host})" for s in newly_lost[:5])
@@ -403,6 +406,7 @@ class RunsView(QWidget):
         menu.setObjectName("runMenu")
         hosted = self._is_hosted(run.id)
         selected = [r.id for r in self.selected_runs()]
+        sweep_runs = self.sweep_run_ids(run.sweep_id) if run.sweep_id else []
         entries: list[tuple[str, str, Callable[[], Any], bool]] = [
             ("followRunAction", "Follow in monitor", lambda: self.follow_requested.emit(run), True),
             (
@@ -432,6 +436,17 @@ class RunsView(QWidget):
             ("copyRunIdAction", "Copy run id", lambda: self._copy_run_id(run), True),
             ("exportRunAction", "Export model…", lambda: self.export_requested.emit(run), True),
         ]
+        if run.sweep_id:
+            # Only a sweep's runs get this entry; it follows "Compare selected".
+            entries.insert(
+                4,
+                (
+                    "compareSweepAction",
+                    f"Compare sweep ({len(sweep_runs)} runs)",
+                    lambda: self.sweep_compare_requested.emit(run.sweep_id, sweep_runs),
+                    len(sweep_runs) >= 2,
+                ),
+            )
         if run.id in self.lost_runs:
             entries.append(
                 ("markFailedAction", "Mark as failed", lambda: self._mark_failed(run), True)
@@ -452,6 +467,10 @@ class RunsView(QWidget):
             action.setEnabled(enabled)
             action.triggered.connect(safe_slot()(slot))
         return menu
+
+    def sweep_run_ids(self, sweep_id: str) -> list[int]:
+        """The runs of a sweep, oldest first (as it queued them), among the runs loaded."""
+        return sorted(s.run.id for s in self._summaries if s.run.sweep_id == sweep_id)
 
     def _open_output_folder(self, run: Run) -> None:
         folder = Path(run.output_dir or "")
@@ -542,6 +561,9 @@ class RunDetail(QTabWidget):
         self.run: Run | None = None
         self._log_path: Path | None = None
         self._log_offset = 0
+        # The run has ended: its log is complete, so the next read shows the last line even
+        # without its newline (a running worker's line waits for the rest).
+        self._log_final = False
         self._load: TaskHandle | None = None
         self._tail: TaskHandle | None = None
         self._build_ui()
@@ -653,6 +675,7 @@ class RunDetail(QTabWidget):
         self.evals_table.setRowCount(0)
         self._log_path = None
         self._log_offset = 0
+        self._log_final = run.status.is_terminal
         self._log_timer.stop()
         if self._load is not None:
             self._load.cancel()
@@ -695,9 +718,23 @@ class RunDetail(QTabWidget):
                 "it is not reachable from this machine."
             )
             return
+        self._log_final = summary.run.status.is_terminal
         self._on_log_timer_timeout()
-        if not summary.run.status.is_terminal:
+        if not self._log_final:
             self._log_timer.start()
+
+    def update_run(self, run: Run) -> None:
+        """Take the shown run's newer state: once it has ended, its log's last line shows.
+
+        Args:
+            run: The run as just read (ignored unless it is the one shown).
+        """
+        if self.run is None or run.id != self.run.id:
+            return
+        self.run = run
+        if run.status.is_terminal and not self._log_final:
+            self._log_final = True
+            self._on_log_timer_timeout()  # the last read; it stops the timer
 
     def _show_evaluations(self, evaluations: list[ModelEvaluation], *, has_version: bool) -> None:
         """The summary's eval line (the newest) and the Evals tab (every one, tuned rows)."""
@@ -774,17 +811,25 @@ class RunDetail(QTabWidget):
             return
         run_id = self.run.id if self.run is not None else None
         self._tail = run_in_thread(
-            _read_log, self._log_path, self._log_offset, run_id, on_return=self._on_log_read
+            _read_log,
+            self._log_path,
+            self._log_offset,
+            run_id,
+            self._log_final,
+            on_return=self._on_log_read,
         )
 
     @safe_slot()
-    def _on_log_read(self, result: tuple[int | None, int, list[str]]) -> None:
-        run_id, offset, lines = result
-        if self.run is None or run_id != self.run.id:
+    def _on_log_read(self, result: _LogRead) -> None:
+        if self.run is None or result.run_id != self.run.id:
             return
-        self._log_offset = offset
-        if lines:
-            self.log_view.appendPlainText("\n".join(lines))
+        self._log_offset = result.offset
+        if result.lines:
+            self.log_view.appendPlainText("\n".join(result.lines))
+        if result.final:
+            self._log_timer.stop()  # the run ended and its log was read to the end
+        elif self._log_final:
+            self._on_log_timer_timeout()  # it ended while this read was under way
 
     @safe_slot()
     def _on_save_button_clicked(self) -> None:
@@ -896,7 +941,17 @@ def _eval_cells(evaluation: ModelEvaluation, base: ModelEvaluation | None) -> li
     ]
 
 
-def _read_log(path: Path, offset: int, run_id: int | None) -> tuple[int | None, int, list[str]]:
+@dataclass(frozen=True, slots=True)
+class _LogRead:
+    """What one read of a run's log brought: the run, where to go on from, the new lines."""
+
+    run_id: int | None
+    offset: int
+    lines: list[str]
+    final: bool  # read to the very end, a last line without its newline included
+
+
+def _read_log(path: Path, offset: int, run_id: int | None, final: bool) -> _LogRead:
     """New lines of a log since ``offset``, tagged with the run they belong to."""
-    new_offset, lines = read_log_increment(path, offset, first_bytes=_LOG_TAIL_BYTES)
-    return run_id, new_offset, lines
+    new_offset, lines = read_log_increment(path, offset, first_bytes=_LOG_TAIL_BYTES, final=final)
+    return _LogRead(run_id, new_offset, lines, final)

@@ -704,7 +704,13 @@ def _fetch_new_points(
         if last is None or point.step > last:
             result.setdefault(key, []).append(point)
     log_path, log_offset = log
-    new_log = read_log_increment(log_path, log_offset) if log_path else (log_offset, [])
+    # The status was read first: a run that had ended by then has written its whole log, so
+    # a last line without its newline is complete and shows.
+    new_log = (
+        read_log_increment(log_path, log_offset, final=status.is_terminal)
+        if log_path
+        else (log_offset, [])
+    )
     return run_id, status, result, new_log
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from codetune_studio.core.child_cmd import python_module_command
 from codetune_studio.core.child_env import child_environment
+from codetune_studio.core.comparison import METRIC_NAMES
 from codetune_studio.core.errors import ConfigError
 from codetune_studio.core.status import RunStatus
 from codetune_studio.ui import notify
@@ -67,7 +69,7 @@ class QueuePanel(Panel):
     title = "Queue"
     default_area = Qt.DockWidgetArea.RightDockWidgetArea
     queue_changed = Signal()  # something was queued, moved or removed
-    sweep_queued = Signal(str, list)  # sweep id, run ids
+    sweep_queued = Signal(str, list, str)  # sweep id, run ids, the metric that picks the best
 
     def __init__(
         self,
@@ -222,12 +224,19 @@ class QueuePanel(Panel):
         dialog = SweepDialog(recipe, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.sweep_chosen.connect(
-            lambda name, variants: self.queue_sweep(recipe, variants, name=name or None)
+            lambda name, variants, metric: self.queue_sweep(
+                recipe, variants, name=name or None, metric=metric
+            )
         )
         dialog.open()
 
     def queue_sweep(
-        self, recipe: TrainingRecipe, variants: list[SweepVariant], *, name: str | None = None
+        self,
+        recipe: TrainingRecipe,
+        variants: list[SweepVariant],
+        *,
+        name: str | None = None,
+        metric: str = "eval_loss",
     ) -> None:
         """Queue a sweep's variants as one group (off the GUI thread).
 
@@ -236,13 +245,14 @@ class QueuePanel(Panel):
             variants: The sweep's points.
             name: What the runs are called (``NAME [field=value ...]``); the recipe's name by
                 default.
+            metric: The metric that marks the sweep's best run when it is compared.
         """
         from codetune_studio.services.sweeps import queue_sweep
 
         def queued(sweep: Any) -> None:
             notify.info(f"Queued sweep {sweep.sweep_id} with {len(sweep.runs)} runs.")
             self.queue_changed.emit()
-            self.sweep_queued.emit(sweep.sweep_id, [run.id for run in sweep.runs])
+            self.sweep_queued.emit(sweep.sweep_id, [run.id for run in sweep.runs], metric)
 
         run_in_thread(
             queue_sweep, self.services.queue, recipe, variants, name=name, on_return=queued
@@ -337,7 +347,8 @@ class SweepDialog(QDialog):
         parent: The Qt parent.
     """
 
-    sweep_chosen = Signal(str, list)  # the sweep's name ("": the recipe's), list[SweepVariant]
+    # The sweep's name ("": the recipe's), list[SweepVariant], the metric that picks the best.
+    sweep_chosen = Signal(str, list, str)
 
     def __init__(self, recipe: TrainingRecipe, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -357,6 +368,14 @@ class SweepDialog(QDialog):
         form.addRow("Seed", self.seed_spin)
         self.name_edit = QLineEdit(recipe.name or "", self)
         form.addRow("Name", self.name_edit)
+        self.metric_combo = QComboBox(self)
+        self.metric_combo.setObjectName("sweepMetric")
+        self.metric_combo.addItems(METRIC_NAMES)
+        self.metric_combo.setCurrentText("eval_loss")
+        self.metric_combo.setToolTip(
+            "The metric that marks the best run when the sweep's runs are compared"
+        )
+        form.addRow("Best by", self.metric_combo)
         self.error_label = QLabel(self)
         self.error_label.setStyleSheet("color: #dc2626")
         self.error_label.setWordWrap(True)
@@ -399,5 +418,5 @@ class SweepDialog(QDialog):
         except ConfigError as exc:
             self.error_label.setText(str(exc))
             return
-        self.sweep_chosen.emit(self.sweep_name(), variants)
+        self.sweep_chosen.emit(self.sweep_name(), variants, self.metric_combo.currentText())
         self.accept()
