@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from codetune_studio.cli.context import echo
+from codetune_studio.core.units import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,14 +45,5 @@ def fmt_time(value: datetime | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """A duration as ``1h02m``, ``3m05s`` or ``12s``, ``-`` for none."""
-    if seconds is None:
-        return "-"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    """A duration as the window shows it (``1h02m``, ``3m05s``, ``12s``), ``-`` for none."""
+    return "-" if seconds is None else format_duration(seconds)

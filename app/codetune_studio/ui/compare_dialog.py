@@ -53,6 +53,7 @@ from codetune_studio.core.comparison import (
     higher_is_better,
     metric_field,
 )
+from codetune_studio.core.units import format_duration
 from codetune_studio.ui.plotting import new_plot_widget
 from codetune_studio.ui.safe_slot import safe_slot
 from codetune_studio.ui.tasks import TaskHandle, run_in_thread
@@ -628,7 +629,7 @@ def _result_text(results: RunResults, key: str) -> str:
     formatters: dict[str, Callable[[float], str]] = {
         "tokens_per_second": lambda v: f"{_count(v)} tok/s",
         "tokens_seen": _count,
-        "wall_time_s": _duration,
+        "wall_time_s": format_duration,
         "peak_memory_mb": _memory,
         "steps": lambda v: f"{int(v):,}",
     }
@@ -642,19 +643,6 @@ def _count(value: float) -> str:
         if abs(value) >= threshold:
             return f"{value / divisor:.3g}{suffix}"
     return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.3g}"
-
-
-def _duration(seconds: float) -> str:
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    if seconds < 1:
-        return "<1s"
-    return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
 
 
 def _memory(megabytes: float) -> str:

@@ -9,6 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor
 
 from codetune_studio.core.status import RunStatus
+from codetune_studio.core.units import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -207,7 +208,4 @@ def _duration(run: Run) -> str:
         start = start.replace(tzinfo=UTC)
     if end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
-    seconds = max(0, int((end - start).total_seconds()))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return format_duration((end - start).total_seconds())

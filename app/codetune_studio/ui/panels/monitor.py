@@ -34,6 +34,7 @@ from codetune_studio.core.events import (
     RunStarted,
 )
 from codetune_studio.core.status import RunStatus
+from codetune_studio.core.units import format_duration
 from codetune_studio.services.history import LOG_FILE_NAME, read_log_increment
 from codetune_studio.ui import plotting
 from codetune_studio.ui.panels.base import Panel
@@ -610,7 +611,7 @@ class MonitorPanel(Panel):
             seconds = self._rate_last[0] - self._rate_start[0]
             rate = (self._rate_last[1] - self._rate_start[1]) / max(seconds, 1e-6)
             parts.append(f"{rate:.2f} steps/s")
-            parts.append(f"ETA {_duration((total - self._step) / rate)}")
+            parts.append(f"ETA {format_duration((total - self._step) / rate)}")
         if status is not None and status.is_terminal:
             parts.append(status.value.capitalize())
         self.progress.setFormat(" · ".join(parts))
@@ -720,17 +721,6 @@ def _local_log(run: Run) -> Path | None:
     if run.output_dir:
         candidates.append(str(Path(run.output_dir) / LOG_FILE_NAME))
     return next((Path(c) for c in candidates if Path(c).is_file()), None)
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def _elide(text: str, limit: int) -> str:
