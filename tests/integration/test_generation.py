@@ -217,6 +217,23 @@ def test_stop_strings_cut_the_answer(tiny_model_dir: Path) -> None:
     assert stop not in streamed
 
 
+def test_an_answer_prefix_is_continued_not_repeated(tiny_model_dir: Path) -> None:
+    # An eval task's signature goes after the rendered prompt as the start of the answer: the
+    # model must see it (the prompt's end) and the text must not repeat it.
+    model = ResolvedModel(str(tiny_model_dir), None, "m")
+    prefixed = GenerationRequest(id="p", messages=PROMPT, answer_prefix="def add(a, b):",
+                                 params=greedy(12))  # fmt: skip
+    events = run_child(model, [prefixed])
+    started = next(e for e in events if isinstance(e, GenerationStarted))
+    assert started.prompt_text.endswith("<|im_start|>assistant\ndef add(a, b):")
+    answer = next(e for e in events if isinstance(e, GenerationFinished)).text
+
+    # The same text fed whole gives the same continuation: the prefix is really in the prompt.
+    whole = GenerationRequest(id="w", prompt=started.prompt_text, params=greedy(12))
+    alone = next(e for e in run_child(model, [whole]) if isinstance(e, GenerationFinished))
+    assert answer == alone.text
+
+
 def test_resolve_model_reads_the_base_from_an_adapter_folder(
     tiny_model_dir: Path, adapter_dir: Path, tmp_path: Path
 ) -> None:

@@ -93,6 +93,25 @@ def test_an_answer_that_continues_the_prompt_is_joined_to_it() -> None:
     exec(program, namespace)  # noqa: S102 - our own test program
 
 
+def test_an_answer_made_to_start_with_the_signature_is_tested_with_it() -> None:
+    task = EvalTask(
+        task_id="t",
+        prompt="Write a Python function triple(x) that returns three times x.",
+        tests="assert triple(4) == 12\n",
+        entry_point="triple",
+        answer_prefix="def triple(x):",
+    )
+    code, program = build_program(task, "\n    return 3 * x")
+    assert code == "def triple(x):\n    return 3 * x\n"
+    exec(program, {})  # noqa: S102 - our own test program
+    # An answer that writes the signature itself is not given it twice.
+    code, _ = build_program(task, "def triple(x):\n    return 3 * x")
+    assert code.count("def triple") == 1
+    _, wrong = build_program(task, "\n    return 2 * x")
+    with pytest.raises(AssertionError):
+        exec(wrong, {})  # noqa: S102
+
+
 def test_tasks_from_code_use_signature_and_docstring_as_prompt_and_doctests_as_tests(
     tmp_path: Path,
 ) -> None:

@@ -89,6 +89,22 @@ def test_a_requested_name_tokenizes_as_the_answer_writes_it(
         assert asked == _name_tokens(tokenizer, raw["canonical_solution"], name), raw["task_id"]
 
 
+def test_each_answer_starts_from_its_signature_cut_where_the_training_answers_cut_it(
+    tiny_tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    # The model continues the prefix; ending it after the newline would hand it a token ("\n")
+    # that no training answer has there ("\n    " is one token), and the body would come out
+    # as noise. The reference body alone, after the prefix, must pass.
+    for task, raw in zip(load_tasks(TASKS), _raw(), strict=True):
+        solution = raw["canonical_solution"]
+        assert task.answer_prefix == solution.splitlines()[0], task.task_id
+        prefix_ids = tiny_tokenizer(task.answer_prefix, add_special_tokens=False)["input_ids"]
+        solution_ids = tiny_tokenizer(solution, add_special_tokens=False)["input_ids"]
+        assert solution_ids[: len(prefix_ids)] == prefix_ids, task.task_id
+        _, program = build_program(task, solution[len(task.answer_prefix) :])
+        exec(program, {})  # noqa: S102 - our own reference solutions
+
+
 def _name_tokens(tokenizer: PreTrainedTokenizerBase, text: str, name: str) -> list[int]:
     """The ids of the tokens that overlap `` name`` (with its space) where ``name(`` is written."""
     start = text.index(f" {name}(")

@@ -59,6 +59,12 @@ class EvalTask(BaseModel):
         tests: Python source with asserts that exercise ``entry_point``; a ``check(candidate)``
             function, as HumanEval writes them, is called with it.
         entry_point: The function the answer must define.
+        answer_prefix: Text the answer is made to start with, typically the function's signature
+            (``def triple(x):``): the model continues it, and the tested code is the prefix plus
+            the answer, as bigcode's instruct-HumanEval does. A model then needs only write the
+            body, not copy the name out of the prompt, which a small model cannot yet do. It
+            should end where the tokenizer splits (after ``:``, not after its newline), so the
+            model sees the same tokens it saw in training.
         source: Where the task came from (``file:line``), for messages.
     """
 
@@ -68,6 +74,7 @@ class EvalTask(BaseModel):
     prompt: str = Field(min_length=1)
     tests: str = Field(min_length=1)
     entry_point: str = Field(min_length=1)
+    answer_prefix: str = ""
     source: str = ""
 
 

@@ -78,6 +78,8 @@ class GenerationRequest(BaseModel):
         id: The caller's name for it; events carry it back.
         messages: The conversation, rendered through the model's chat template.
         prompt: Plain text fed as it is (no chat template); used when ``messages`` is empty.
+        answer_prefix: Text put after the prompt as the start of the answer, which the model
+            continues (an eval task's signature); the finished text does not repeat it.
         params: Decoding settings.
         variants: Which variants answer, in this order.
         samples: How many answers each variant gives (eval draws several).
@@ -90,6 +92,7 @@ class GenerationRequest(BaseModel):
     id: str
     messages: tuple[ChatMessage, ...] = ()
     prompt: str = ""
+    answer_prefix: str = ""
     params: GenerationParams = GenerationParams()
     variants: tuple[Variant, ...] = ("tuned",)
     samples: int = Field(1, ge=1, le=1000)

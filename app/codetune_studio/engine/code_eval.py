@@ -147,7 +147,7 @@ class TrainingCodeEval:
             render_prompt(generator.tokenizer, (ChatMessage(role="user", content=task.prompt),))
             if chat
             else task.prompt
-        )
+        ) + task.answer_prefix
         prompt_ids = generator.encode(text, chat=chat)
         answers: Sequence[str] = [
             generator.generate(prompt_ids, self._params, cancel=cancel).text

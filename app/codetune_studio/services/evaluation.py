@@ -163,13 +163,16 @@ def _defines(code: str, name: str) -> bool:
 def build_program(task: EvalTask, completion: str) -> tuple[str, str]:
     """The answer's code and the program that tests it.
 
-    An answer that defines the entry point stands alone; one that does not continues the prompt
-    (HumanEval's completion style). A ``check(candidate)`` in the tests is called with the entry
-    point.
+    A task's ``answer_prefix`` (the signature the model was made to start from) comes first,
+    unless the answer already starts with it. An answer that defines the entry point stands
+    alone; one that does not continues the prompt (HumanEval's completion style). A
+    ``check(candidate)`` in the tests is called with the entry point.
 
     Returns:
         ``(code, program)``.
     """
+    if task.answer_prefix and not completion.startswith(task.answer_prefix):
+        completion = task.answer_prefix + completion
     code = extract_code(completion)
     if not _defines(code, task.entry_point) and _defines(task.prompt, task.entry_point):
         code = task.prompt + code
@@ -337,6 +340,7 @@ class EvalService:
                 id=str(index),
                 messages=(ChatMessage(role="user", content=task.prompt),) if chat else (),
                 prompt="" if chat else task.prompt,
+                answer_prefix=task.answer_prefix,
                 params=settings,
                 variants=variants,
                 samples=samples,

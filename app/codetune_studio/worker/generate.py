@@ -118,6 +118,7 @@ def _answer(
 
     chat = bool(request.messages)
     prompt_text = render_prompt(generator.tokenizer, request.messages) if chat else request.prompt
+    prompt_text += request.answer_prefix
     prompt_ids = generator.encode(prompt_text, chat=chat)
     for sample in range(request.samples):
         for variant in request.variants:
