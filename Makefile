@@ -131,7 +131,7 @@ $(PACKAGE_EXE): $(STAMP) $(PACKAGE_SOURCES)
 	  packaging/codetune-studio.spec
 	$(BIN)/python packaging/stage.py starter $(PACKAGE_STAGE)
 	mkdir -p $(PACKAGE_DIR)/_internal/models
-	cp -r $(PACKAGE_STAGE)/models/starter-v1 $(PACKAGE_DIR)/_internal/models/
+	cp -r $(PACKAGE_STAGE)/models/starter-v2 $(PACKAGE_DIR)/_internal/models/
 	cp packaging/linux/codetune-studio.desktop packaging/linux/install-desktop-entry.sh \
 	  resources/icons/codetune-studio.png $(PACKAGE_DIR)/
 	touch $@

@@ -6,15 +6,17 @@ each one (wall clock and the CPU time of the child processes, since the machine 
 1. the starter model build: ``dataset inspect --model starter`` builds it on first use (as the
    first ``train`` would), so its time is counted apart from the training's,
 2. ``train resources/recipes/quickstart.yaml``,
-3. ``eval v:ID --tasks resources/eval/python-tasks.jsonl --compare-base`` (greedy).
+3. ``eval v:ID --tasks resources/eval/python-tasks.jsonl --compare-base`` (greedy, or
+   ``--samples N --temperature T``: pass@1 is then the unbiased estimate over N answers a task,
+   and pass@N whether any of them passed).
 
 Usage::
 
     python benchmarks/quickstart_table.py [--data-dir DIR] [--max-new-tokens 128]
-        [--set training.max_steps=300 ...]
+        [--samples 10 --temperature 0.8] [--set training.max_steps=300 ...]
 
-Prints the eval table, then one JSON line with the figures (pass@1, parse rate, EOS share, mean
-tokens for tuned and base; seconds and CPU seconds per stage).
+Prints the eval table, then one JSON line with the figures (pass@1 and pass@k, parse rate, EOS
+share, mean tokens for tuned and base; seconds and CPU seconds per stage).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def timed(command: list[str]) -> tuple[str, float, float]:
 def figures(evaluation: dict[str, Any]) -> dict[str, float]:
     return {
         "pass_at_1": round(evaluation["pass_at_1"], 4),
+        **{f"pass_at_{k}": round(v, 4) for k, v in evaluation["pass_at_k"].items() if k != "1"},
         "parse_rate": round(evaluation["parse_rate"], 4),
         "eos_rate": round(evaluation["eos_rate"], 4),
         "mean_tokens": round(evaluation["mean_tokens"], 1),
@@ -64,6 +67,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, help="default: a new temporary folder")
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=1, help="answers per task (default 1)")
+    parser.add_argument(
+        "--temperature", type=float, help="eval's default: 0 (greedy) for one sample"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe overrides passed to train")  # fmt: skip
     args = parser.parse_args()
@@ -84,7 +91,9 @@ def main() -> int:
     report = data_dir / "quickstart-eval.json"
     table, wall, cpu = timed(
         [*cli, "eval", f"v:{match.group(1)}", "--tasks", str(TASKS), "--compare-base",
-         "--max-new-tokens", str(args.max_new_tokens), "--out", str(report)]
+         "--max-new-tokens", str(args.max_new_tokens), "--samples", str(args.samples),
+         *(["--temperature", str(args.temperature)] if args.temperature is not None else []),
+         "--out", str(report)]
     )  # fmt: skip
     stages["eval (tuned + base)"] = {"seconds": wall, "cpu_seconds": cpu}
     results = json.loads(report.read_text(encoding="utf-8"))["results"]

@@ -21,7 +21,7 @@ import torch
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="a model folder (e.g. <data dir>/models/starter-v1)")
+    parser.add_argument("model", help="a model folder (e.g. <data dir>/models/starter-v2)")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--length", type=int, default=50)
     args = parser.parse_args()

@@ -59,8 +59,8 @@ grep -q "^revision .*(up to date)" "$out/db-status.txt" || fail "db status: the 
 # 3. Five training steps of the starter model through the frozen worker, exactly the command
 #    line the window uses (python_module_command), with the bundled recipe and dataset.
 resources="$app/_internal/resources"
-[ -d "$app/_internal/models/starter-v1" ] || fail "the bundle carries no starter model"
-sed -e "s|max_steps: 80|max_steps: 5|" -e "s|eval_steps: 20|eval_steps: 5|" \
+[ -d "$app/_internal/models/starter-v2" ] || fail "the bundle carries no starter model"
+sed -e "s|max_steps: 200|max_steps: 5|" -e "s|eval_steps: 20|eval_steps: 5|" \
   -e "s|save_steps: 40|save_steps: 5|" \
   -e "s|path: ../datasets/|path: $resources/datasets/|" \
   "$resources/recipes/quickstart.yaml" >"$out/work/smoke.yaml"
@@ -77,7 +77,7 @@ case "$finished" in
   *'"status":"FINISHED","final_step":5'*) ;;
   *) tail -5 "$out/worker-events.jsonl"; fail "the worker did not finish 5 steps: $finished" ;;
 esac
-[ -f "$data/models/starter-v1/model.safetensors" ] || fail "the bundled starter model was not copied"
+[ -f "$data/models/starter-v2/model.safetensors" ] || fail "the bundled starter model was not copied"
 note "frozen worker: 5 training steps of the bundled starter model in $train_s s ($steps metrics events)"
 
 # 4. analyze: the built-in code analyzer in the frozen plugin runner.

@@ -2,7 +2,7 @@
 
 ``record STAGE --torch cpu|cuda`` writes ``STAGE/codetune-build.json`` (version, commit, torch
 build) for PyInstaller to bundle, and refuses a torch build other than the one asked for.
-``starter STAGE`` builds the starter model once into ``STAGE/models/starter-v1`` (about two
+``starter STAGE`` builds the starter model once into ``STAGE/models/starter-v2`` (about two
 minutes; a stage that already holds a complete one keeps it), which ``make package`` copies into
 the bundle so that its first training starts within seconds.
 """

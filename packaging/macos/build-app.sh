@@ -36,7 +36,7 @@ app="dist/CodeTune Studio.app"
 [ -d "$app" ] || { echo "PyInstaller made no $app" >&2; exit 1; }
 # The starter model beside the code (sys._MEIPASS is Contents/Frameworks in a PyInstaller .app).
 mkdir -p "$app/Contents/Frameworks/models"
-cp -R build/package-stage/models/starter-v1 "$app/Contents/Frameworks/models/"
+cp -R build/package-stage/models/starter-v2 "$app/Contents/Frameworks/models/"
 dmg_root=build/dmg
 rm -rf "$dmg_root" && mkdir -p "$dmg_root"
 cp -R "$app" "$dmg_root/"

@@ -5,8 +5,8 @@
 ;                                   .venv\Scripts\pyinstaller --noconfirm --distpath dist ^
 ;                                     --workpath build\pyinstaller packaging\codetune-studio.spec
 ;                                   .venv\Scripts\python packaging\stage.py starter build\package-stage
-;                                   xcopy /E /I build\package-stage\models\starter-v1 ^
-;                                     dist\codetune-studio\_internal\models\starter-v1
+;                                   xcopy /E /I build\package-stage\models\starter-v2 ^
+;                                     dist\codetune-studio\_internal\models\starter-v2
 ; 3. Compile this script:           iscc /DAppVersion=0.1.0 /DTorchBuild=cpu packaging\windows\codetune-studio.iss
 ; The installer lands in dist\ as CodeTuneStudio-<version>-windows-x64-<torch>-setup.exe.
 ; User data stays in %LOCALAPPDATA%\codetune-studio (platformdirs), outside the install folder,

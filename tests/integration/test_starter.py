@@ -86,7 +86,7 @@ def test_ensure_builds_once_then_reuses_the_cache(tmp_path, small_spec, monkeypa
         tmp_path, pretrain_steps=2, on_progress=lambda *a: calls.append(a)
     )
 
-    assert folder == tmp_path / "models" / "starter-v1"
+    assert folder == tmp_path / "models" / "starter-v2"
     assert starter.is_starter_cached(tmp_path)
     assert calls[0][0] == 0
     assert calls[-1][0] == calls[-1][1]
@@ -122,14 +122,14 @@ def test_concurrent_callers_build_only_once(tmp_path, small_spec, monkeypatch):
         thread.join(timeout=60)
 
     assert len(builds) == 1
-    assert results == [tmp_path / "models" / "starter-v1"] * 2
+    assert results == [tmp_path / "models" / "starter-v2"] * 2
 
 
 def test_resolve_model_starter_and_local_folders(tmp_path, tiny_model_dir, small_spec):
     starter.ensure_starter_model(tmp_path, pretrain_steps=0)  # resolve_model would pre-train
 
     assert starter.resolve_model("starter", data_dir=tmp_path, offline=True) == (
-        tmp_path / "models" / "starter-v1"
+        tmp_path / "models" / "starter-v2"
     )
     assert starter.resolve_model(str(tiny_model_dir), data_dir=tmp_path, offline=True) == (
         tiny_model_dir.resolve()

@@ -389,7 +389,7 @@ class _Session:
         last = [0.0]
 
         def on_progress(done: int, total: int, message: str) -> None:
-            # The first start builds the starter model (about a minute): say so, a few times.
+            # The first start builds the starter model (a few minutes): say so, a few times.
             now = time.monotonic()
             if now - last[0] >= 5.0 or done >= total:
                 last[0] = now
