@@ -135,3 +135,23 @@ def test_eval_panel_lists_results_and_drills_into_each_sample(
     assert "SyntaxError: invalid syntax" in detail
     assert "[syntax-error] cannot parse" in detail
     panel.shutdown()
+
+
+def test_both_panels_fit_the_centre_of_a_1600_pixel_window(
+    qtbot: Any, experiments: ExperimentService, opened_db: OpenedDatabase, tmp_path: Path
+) -> None:
+    # Beside the default docks the centre is about 630 pixels wide at 1600x1000. Wider panels
+    # got a scroll bar there, with Send, Run eval and the sample's code off screen.
+    playground = PlaygroundPanel(experiments, lambda v: ResolvedModel(v, None, v), device="cpu")
+    evaluation = EvalPanel(
+        EvalService(opened_db.database), experiments, lambda v: ResolvedModel(v, None, v), tmp_path
+    )
+    # Status lines as long as they get: an answer's figures, an error that says what to do.
+    long_line = "256 tokens · 287.1 tokens/s · hit the length limit " * 3
+    for label in (playground.tuned_pane.stats, playground.base_pane.stats, playground.status,
+                  evaluation.status):  # fmt: skip
+        label.setText(long_line)
+    for panel in (playground, evaluation):
+        qtbot.addWidget(panel)
+        assert panel.minimumSizeHint().width() <= 600, type(panel).__name__
+    playground.shutdown()

@@ -100,7 +100,7 @@ class EvalPanel(Panel):
 
     def _build_ui(self, default_tasks: Path | None) -> None:
         self.tasks_edit = QLineEdit(str(default_tasks or ""), self)
-        self.tasks_edit.setMinimumWidth(260)
+        self.tasks_edit.setMinimumWidth(160)
         self.tasks_edit.setPlaceholderText("task file (JSONL)")
         self.browse_button = QPushButton("…", self)
         self.samples = QSpinBox(self)
@@ -115,12 +115,25 @@ class EvalPanel(Panel):
         self.progress = QProgressBar(self)
         self.progress.setTextVisible(True)
         self.status = QLabel("", self)
+        self.status.setWordWrap(True)  # error messages are long sentences
+        # Two rows, and the code under the task list rather than beside it: in one row, with three
+        # panes side by side, the panel was wider than the centre of the window at 1600x1000, so
+        # Run eval and the sample's code sat off screen behind a scroll bar.
+        tasks_row = QHBoxLayout()
+        row_widgets: tuple[QWidget, ...] = (
+            QLabel("Tasks:", self), self.tasks_edit, self.browse_button, self.compare_check
+        )  # fmt: skip
+        for widget in row_widgets:
+            tasks_row.addWidget(widget)
+        tasks_row.setStretch(1, 1)
         controls = QHBoxLayout()
-        for widget in (QLabel("Tasks:", self), self.tasks_edit, self.browse_button,
-                       QLabel("Samples:", self), self.samples, QLabel("Temperature:", self),
-                       self.temperature, self.compare_check, self.run_button, self.stop_button):  # fmt: skip
+        row_widgets = (QLabel("Samples:", self), self.samples, QLabel("Temperature:", self),
+                       self.temperature)  # fmt: skip
+        for widget in row_widgets:
             controls.addWidget(widget)
-        controls.setStretch(1, 1)
+        controls.addStretch(1)
+        controls.addWidget(self.run_button)
+        controls.addWidget(self.stop_button)
         self.results = QTableWidget(0, len(_COLUMNS), self)
         self.results.setObjectName("evalResults")
         self.results.setHorizontalHeaderLabels(list(_COLUMNS))
@@ -139,15 +152,19 @@ class EvalPanel(Panel):
         font.setStyleHint(QFont.StyleHint.TypeWriter)
         self.detail.setFont(font)
         self._highlighter = PythonHighlighter(self.detail.document())
-        split = QSplitter(Qt.Orientation.Horizontal, self)
+        drill_down = QSplitter(Qt.Orientation.Horizontal, self)
+        drill_down.addWidget(self.tree)
+        drill_down.addWidget(self.detail)
+        drill_down.setStretchFactor(0, 2)
+        drill_down.setStretchFactor(1, 3)
+        split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(self.results)
-        split.addWidget(self.tree)
-        split.addWidget(self.detail)
-        split.setStretchFactor(0, 2)
+        split.addWidget(drill_down)
+        split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 2)
-        split.setStretchFactor(2, 3)
         layout = QVBoxLayout(self)
         layout.addWidget(self.picker)
+        layout.addLayout(tasks_row)
         layout.addLayout(controls)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)

@@ -86,7 +86,7 @@ class ModelPicker(QWidget):
         self._task: TaskHandle | None = None
         self.combo = QComboBox(self)
         self.combo.setObjectName("modelCombo")
-        self.combo.setMinimumContentsLength(28)
+        self.combo.setMinimumContentsLength(18)
         self.combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
@@ -179,6 +179,7 @@ class _AnswerPane(QWidget):
         self.text.setFont(font)
         self.highlighter = PythonHighlighter(self.text.document())
         self.stats = QLabel("", self)
+        self.stats.setWordWrap(True)  # one long line widened the whole panel past the window
         self.stats.setObjectName("stats")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -243,14 +244,17 @@ class PlaygroundPanel(Panel):
         self.seed.setSpecialValueText("random")
         self.stops = QLineEdit(self)
         self.stops.setPlaceholderText("stop strings, separated by |")
+        # Two rows of four: in one row of seven the panel was wider than the centre of the window
+        # at 1600x1000, and Send and the stop strings sat off screen behind a scroll bar.
         knobs = QGridLayout()
-        for column, (label, widget) in enumerate(
+        for index, (label, widget) in enumerate(
             [("Max new tokens", self.max_tokens), ("Temperature", self.temperature),
              ("Top-p", self.top_p), ("Top-k", self.top_k), ("Repetition penalty", self.repetition),
              ("Seed", self.seed), ("Stop", self.stops)]
         ):  # fmt: skip
-            knobs.addWidget(QLabel(label, self), 0, column)
-            knobs.addWidget(widget, 1, column)
+            row, column = divmod(index, 4)
+            knobs.addWidget(QLabel(label, self), 2 * row, column)
+            knobs.addWidget(widget, 2 * row + 1, column, 1, 2 if widget is self.stops else 1)
         self.tuned_pane = _AnswerPane("Tuned", self)
         self.base_pane = _AnswerPane("Base (adapter off)", self)
         panes = QSplitter(Qt.Orientation.Horizontal, self)
@@ -276,18 +280,20 @@ class PlaygroundPanel(Panel):
         self.stop_button = QPushButton("Stop", self)
         self.new_button = QPushButton("New session", self)
         self.status = QLabel("", self)
+        self.status.setWordWrap(True)  # error messages are long sentences
         buttons = QVBoxLayout()
         for button in (self.send_button, self.stop_button, self.new_button):
             buttons.addWidget(button)
         prompt_row = QHBoxLayout()
         prompt_row.addWidget(self.prompt, 1)
         prompt_row.addLayout(buttons)
-        top = QHBoxLayout()
-        top.addWidget(self.picker, 1)
-        top.addWidget(self.compare_check)
-        top.addWidget(self.chat_check)
+        options = QHBoxLayout()
+        options.addWidget(self.compare_check)
+        options.addWidget(self.chat_check)
+        options.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
+        layout.addWidget(self.picker)
+        layout.addLayout(options)
         layout.addLayout(knobs)
         layout.addWidget(panes, 1)
         layout.addLayout(prompt_row)
