@@ -17,7 +17,7 @@ Usage::
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/soak_window.py \\
         [--minutes 5] [--shots shots/soak] [--data-dir shots/soak/data]
 
-The first run builds the starter model (about two minutes); the minutes count from the first
+The first run builds the starter model (about 3.5 minutes); the minutes count from the first
 training step.
 """
 
