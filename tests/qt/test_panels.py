@@ -154,7 +154,7 @@ def test_presets_apply_and_keep_the_chosen_dataset(
     assert panel.apply_preset("quickstart")
     assert panel.recipe is not None
     assert panel.recipe.dataset.path == "/data/mine.jsonl"
-    assert panel.recipe.training.max_steps == 80
+    assert panel.recipe.training.max_steps == 200
     config = panel.save_to_database("quick")
     assert config is not None
     assert experiments.list_training_configs()[0].name == "quick"

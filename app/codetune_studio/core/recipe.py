@@ -249,8 +249,9 @@ class EvaluationSpec(BaseModel):
 
     tasks: str = Field(
         min_length=1,
-        description="A JSONL task file ({task_id, prompt, tests, entry_point} a line), "
-        "relative to the recipe.",
+        description="A JSONL task file ({task_id, prompt, tests, entry_point} a line, and "
+        "optionally answer_prefix: the text the answer is made to start with, such as the "
+        "function's signature), relative to the recipe.",
     )
     samples: Int = Field(1, ge=1, le=100, description="Answers per task (n of pass@k).")
     max_new_tokens: Int = Field(128, ge=1, le=32768, description="Length limit of each answer.")
