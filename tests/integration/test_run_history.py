@@ -24,6 +24,8 @@ from codetune_studio.storage.db import Database
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from codetune_studio.core.comparison import RunResults
+
 pytestmark = pytest.mark.integration
 
 
@@ -292,42 +294,41 @@ def test_a_random_sample_of_a_grid_is_repeatable_with_its_seed() -> None:
     assert [v.overrides for v in first] == [v.overrides for v in again]
 
 
-def test_refreshing_the_list_reuses_the_known_results_of_ended_runs_only(
-    experiments: ExperimentService, history: RunHistoryService
-) -> None:
+def _ended_and_live_runs_with_stale_results(
+    experiments: ExperimentService,
+) -> tuple[int, int, RunResults]:
+    """A finished run (final loss 1.0), a running one (3.0), and results that match neither."""
     from codetune_studio.core.comparison import RunResults
 
     ended = _finished_run(experiments, _recipe(), losses=[2.0, 1.0])
     live = experiments.create_run("live", _recipe().model_dump(mode="json"))
     experiments.start_run(live.id, pid=1)
     experiments.record_metrics(live.id, [MetricPoint(1, "loss", 3.0, 0.0)])
-    stale = RunResults(final_loss=99.0)
+    return ended, live.id, RunResults(final_loss=99.0)
 
-    summaries = {
-        s.run.id: s.results for s in history.list_runs(known={ended: stale, live.id: stale})
-    }
+
+def test_refreshing_the_list_reuses_the_known_results_of_ended_runs_only(
+    experiments: ExperimentService, history: RunHistoryService
+) -> None:
+    ended, live, stale = _ended_and_live_runs_with_stale_results(experiments)
+
+    summaries = {s.run.id: s.results for s in history.list_runs(known={ended: stale, live: stale})}
 
     assert summaries[ended].final_loss == 99.0  # an ended run's results cannot change
-    assert summaries[live.id].final_loss == 3.0  # a live run's are read again
+    assert summaries[live].final_loss == 3.0  # a live run's are read again
 
 
 def test_a_comparison_reuses_the_known_results_of_ended_runs_only(
     experiments: ExperimentService, history: RunHistoryService
 ) -> None:
     """The window passes the runs view's results: ended runs are not aggregated again."""
-    from codetune_studio.core.comparison import RunResults
+    ended, live, stale = _ended_and_live_runs_with_stale_results(experiments)
 
-    ended = _finished_run(experiments, _recipe(), losses=[2.0, 1.0])
-    live = experiments.create_run("live", _recipe().model_dump(mode="json"))
-    experiments.start_run(live.id, pid=1)
-    experiments.record_metrics(live.id, [MetricPoint(1, "loss", 3.0, 0.0)])
-    stale = RunResults(final_loss=99.0)
-
-    comparison = history.compare([ended, live.id], known={ended: stale, live.id: stale})
+    comparison = history.compare([ended, live], known={ended: stale, live: stale})
 
     assert comparison.results[ended].final_loss == 99.0  # an ended run's results cannot change
-    assert comparison.results[live.id].final_loss == 3.0  # a live run's are read again
-    assert history.compare([ended, live.id]).results[ended].final_loss == 1.0
+    assert comparison.results[live].final_loss == 3.0  # a live run's are read again
+    assert history.compare([ended, live]).results[ended].final_loss == 1.0
 
 
 def test_long_curves_are_thinned_in_the_database_keeping_the_last_step(

@@ -12,11 +12,12 @@ import json
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codetune_studio.core.errors import DatasetError
+from codetune_studio.core.generation import ChatMessage, GenerationRequest
 
 __all__ = [
     "EvalComparison",
@@ -76,6 +77,21 @@ class EvalTask(BaseModel):
     entry_point: str = Field(min_length=1)
     answer_prefix: str = ""
     source: str = ""
+
+    def request(self, *, chat: bool, **fields: Any) -> GenerationRequest:
+        """The generation request that asks this task.
+
+        Args:
+            chat: Ask the prompt as a user turn through the chat template; ``False`` feeds it as
+                plain text to be continued.
+            fields: The request's other fields (``id``, ``params``...).
+        """
+        return GenerationRequest(
+            messages=(ChatMessage(role="user", content=self.prompt),) if chat else (),
+            prompt="" if chat else self.prompt,
+            answer_prefix=self.answer_prefix,
+            **fields,
+        )
 
 
 class SampleFinding(BaseModel):

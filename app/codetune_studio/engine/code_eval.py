@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from codetune_studio.core.evaluation import load_tasks, pass_at_k
-from codetune_studio.core.generation import ChatMessage, GenerationParams
-from codetune_studio.engine.generation import Generator, render_prompt
+from codetune_studio.core.generation import GenerationParams
+from codetune_studio.engine.generation import Generator, prompt_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -142,13 +142,10 @@ class TrainingCodeEval:
 
     def _passes(self, generator: Generator, task: EvalTask, cancel: CancelToken | None) -> int:
         """How many of the task's samples pass."""
-        chat = self.spec.chat
-        text = (
-            render_prompt(generator.tokenizer, (ChatMessage(role="user", content=task.prompt),))
-            if chat
-            else task.prompt
-        ) + task.answer_prefix
-        prompt_ids = generator.encode(text, chat=chat)
+        request = task.request(chat=self.spec.chat, id=task.task_id)
+        prompt_ids = generator.encode(
+            prompt_text(generator.tokenizer, request), chat=self.spec.chat
+        )
         answers: Sequence[str] = [
             generator.generate(prompt_ids, self._params, cancel=cancel).text
             for _ in range(self.spec.samples)

@@ -27,9 +27,15 @@ from codetune_studio.engine.data import DEFAULT_CHAT_TEMPLATE
 
 if TYPE_CHECKING:
     from codetune_studio.core.cancel import CancelToken
-    from codetune_studio.core.generation import ChatMessage, GenerationParams, StopReason, Variant
+    from codetune_studio.core.generation import (
+        ChatMessage,
+        GenerationParams,
+        GenerationRequest,
+        StopReason,
+        Variant,
+    )
 
-__all__ = ["GeneratedText", "Generator", "load_generator", "render_prompt"]
+__all__ = ["GeneratedText", "Generator", "load_generator", "prompt_text", "render_prompt"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,17 @@ def render_prompt(tokenizer: Any, messages: tuple[ChatMessage, ...]) -> str:
         conversation, chat_template=template, tokenize=False, add_generation_prompt=True
     )
     return str(text)
+
+
+def prompt_text(tokenizer: Any, request: GenerationRequest) -> str:
+    """The text the model continues for ``request``.
+
+    The conversation rendered through the chat template (or the plain prompt), then the start of
+    the answer when the request gives one (an eval task's signature).
+    """
+    if request.messages:
+        return render_prompt(tokenizer, request.messages) + request.answer_prefix
+    return request.prompt + request.answer_prefix
 
 
 class _Stream(BaseStreamer):

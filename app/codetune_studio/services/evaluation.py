@@ -32,10 +32,8 @@ from codetune_studio.core.evaluation import (
     pass_at_k,
 )
 from codetune_studio.core.generation import (
-    ChatMessage,
     GenerationFinished,
     GenerationParams,
-    GenerationRequest,
     Variant,
 )
 from codetune_studio.services.generation import GenerationProcess
@@ -336,11 +334,9 @@ class EvalService:
         model = self._with_version(model)
         variants: tuple[Variant, ...] = ("tuned", "base") if compare_base else ("tuned",)
         requests = [
-            GenerationRequest(
+            task.request(
+                chat=chat,
                 id=str(index),
-                messages=(ChatMessage(role="user", content=task.prompt),) if chat else (),
-                prompt="" if chat else task.prompt,
-                answer_prefix=task.answer_prefix,
                 params=settings,
                 variants=variants,
                 samples=samples,

@@ -114,12 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _answer(
     generator: Generator, request: GenerationRequest, events: _Events, cancel: CancelToken
 ) -> None:
-    from codetune_studio.engine.generation import render_prompt
+    from codetune_studio.engine.generation import prompt_text as render_request
 
-    chat = bool(request.messages)
-    prompt_text = render_prompt(generator.tokenizer, request.messages) if chat else request.prompt
-    prompt_text += request.answer_prefix
-    prompt_ids = generator.encode(prompt_text, chat=chat)
+    prompt_text = render_request(generator.tokenizer, request)
+    prompt_ids = generator.encode(prompt_text, chat=bool(request.messages))
     for sample in range(request.samples):
         for variant in request.variants:
             if cancel.cancelled:
